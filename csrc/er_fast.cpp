@@ -1,0 +1,23 @@
+// Every er_fast op schema lives in this one block; each backend registers its kernels
+// with TORCH_LIBRARY_IMPL in csrc/cpu/<op>.cpp and csrc/cuda/<op>.cu.
+// Autograd and fake (meta) kernels are registered from Python (er_fast/_ops/*.py).
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing er_fast._C loads this shared object, which runs the static registrations below.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(er_fast, m) {
+  // MMD² with the IMQ kernel sum_s C_s/(C_s+|a-b|²), C_s = c*scales[s].
+  // Returns (mmd (...), d mmd/dx or empty, d mmd/dy or empty): the gradients per unit upstream
+  // gradient are computed in the same pass when grad_x / grad_y ask for them.
+  m.def("mmd_imq(Tensor x, Tensor y, float c, float[] scales, bool unbiased, bool grad_x, bool grad_y)"
+        " -> (Tensor, Tensor, Tensor)");
+  // Beta ops (issue 3) go here.
+  // Circle / SO(2) ops (issue 4) go here.
+}

@@ -1,0 +1,85 @@
+"""Loads the compiled extension er_fast._C and decides, per op and device, who computes it.
+
+The extension is optional: if it is missing or fails to load, er_fast warns once and every op
+runs its pure-PyTorch version from er_fast.reference. Setting ER_FAST_FORCE_REFERENCE=1 (or
+``use_reference(True)``) forces the reference path even when the extension is there.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+
+import torch
+
+OPS = ("mmd_imq", "beta_rsample", "beta_rsample_grad", "circle_embed", "so2_rotate")
+
+_load_error: str | None = None
+try:
+    from er_fast import _C  # noqa: F401  (registers torch.ops.er_fast.*)
+except Exception as e:  # ImportError, or an undefined symbol from a torch ABI mismatch
+    _load_error = f"{type(e).__name__}: {e}"
+    warnings.warn(
+        f"er_fast: compiled extension not available ({_load_error}); every op falls back to its "
+        "pure-PyTorch reference. Build it with `pip install --no-build-isolation .`.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+LOADED = _load_error is None
+_force_reference = os.environ.get("ER_FAST_FORCE_REFERENCE", "0").lower() in ("1", "true", "yes")
+
+
+def _has_kernel(op: str, dispatch_key: str) -> bool:
+    if not LOADED or not hasattr(torch.ops.er_fast, op):
+        return False
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"er_fast::{op}", dispatch_key)
+
+
+# Computed once at import: dynamo then sees plain constants, not dispatcher queries.
+_KERNELS = {(op, key): _has_kernel(op, key) for op in OPS for key in ("CPU", "CUDA")}
+
+
+def defined(op: str) -> bool:
+    """Whether the schema er_fast::op exists (so fake/autograd kernels can be registered)."""
+    return LOADED and hasattr(torch.ops.er_fast, op)
+
+
+def compiled(op: str, *tensors: torch.Tensor) -> bool:
+    """True when the compiled kernel of ``op`` should run for these tensors' device."""
+    if _force_reference:
+        return False
+    dev = tensors[0].device.type
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(dev)
+    return key is not None and _KERNELS.get((op, key), False)
+
+
+@contextlib.contextmanager
+def use_reference(enabled: bool = True):
+    """Context manager forcing (or un-forcing) the pure-PyTorch reference path for every op."""
+    global _force_reference
+    old, _force_reference = _force_reference, enabled
+    try:
+        yield
+    finally:
+        _force_reference = old
+
+
+def backend_info() -> dict:
+    """Which backend each op uses on each device, and why."""
+    info = {}
+    for op in OPS:
+        row = {}
+        for dev, key in (("cpu", "CPU"), ("cuda", "CUDA")):
+            if _force_reference:
+                row[dev] = ("reference", "forced (ER_FAST_FORCE_REFERENCE / use_reference)")
+            elif not LOADED:
+                row[dev] = ("reference", f"extension not loaded: {_load_error}")
+            elif _KERNELS[(op, key)]:
+                row[dev] = (f"compiled {key}", "kernel registered")
+            elif not hasattr(torch.ops.er_fast, op):
+                row[dev] = ("reference", "op not in this build of the extension")
+            else:
+                row[dev] = ("reference", f"extension built without {key} kernels")
+        info[op] = row
+    return info
