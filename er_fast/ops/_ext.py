@@ -7,6 +7,7 @@ runs its pure-PyTorch version from er_fast.reference. Setting ER_FAST_FORCE_REFE
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import warnings
 
@@ -16,7 +17,7 @@ OPS = ("mmd_imq", "beta_rsample", "beta_rsample_grad", "circle_embed", "so2_rota
 
 _load_error: str | None = None
 try:
-    from er_fast import _C  # noqa: F401  (registers torch.ops.er_fast.*)
+    importlib.import_module("er_fast._C")  # registers torch.ops.er_fast.*
 except Exception as e:  # ImportError, or an undefined symbol from a torch ABI mismatch
     _load_error = f"{type(e).__name__}: {e}"
     warnings.warn(
