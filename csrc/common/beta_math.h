@@ -12,7 +12,11 @@ namespace er_fast {
 namespace beta {
 
 // alpha, beta positive and finite (NaN fails both comparisons). Invalid parameters give NaN.
-ER_HD bool valid_params(double a, double b) { return a > 0.0 && a <= 1.79769313486231570e308 && b > 0.0 && b <= 1.79769313486231570e308; }
+// Bitwise & and | instead of && and || throughout: short-circuits are control flow, which stops
+// GCC from vectorizing the lane loops.
+ER_HD bool valid_params(double a, double b) {
+  return (a > 0.0) & (a <= 1.79769313486231570e308) & (b > 0.0) & (b <= 1.79769313486231570e308);
+}
 
 // ---------------------------------------------------------------- sampling
 // Per element: draw j = 0 gives the two "boost" uniforms; draw j = 1 + 2t + g is trial t of the
@@ -47,7 +51,7 @@ ER_HD bool gamma_trial(const GammaParams& g, double u1, double u2, double u3, do
   const double ws = pos ? w : 1.0;
   const double lv = 3.0 * vlog(ws);
   const double v = ws * ws * ws;
-  const bool ok = pos && (vlog(u3) < 0.5 * z * z + g.d - g.d * v + g.d * lv);
+  const bool ok = pos & (vlog(u3) < 0.5 * z * z + g.d - g.d * v + g.d * lv);
   lg = g.log_d + lv;
   return ok;
 }
@@ -125,86 +129,84 @@ ER_HD bool use_symmetry(double x, double a, double b) {
   bool sym = x * (a + b + 2.0) >= a + 1.0;
   const double u = b * x, v = a * (1.0 - x);
   const double tu = 0.5 * a > 20.0 ? 0.5 * a : 20.0, tv = 0.5 * b > 20.0 ? 0.5 * b : 20.0;
-  sym = (x <= 0.5 && u <= tu && b >= 2000.0) ? false : sym;
-  sym = (x > 0.5 && v <= tv && a >= 2000.0) ? true : sym;
+  sym = ((x <= 0.5) & (u <= tu) & (b >= 2000.0)) ? false : sym;
+  sym = ((x > 0.5) & (v <= tv) & (a >= 2000.0)) ? true : sym;
   return sym;
 }
 
 constexpr int kMaxCfIter = 2000;  // pairs of CF terms; a, b <= 1e5 need at most ~360
 constexpr double kEps = 0x1p-52;
-constexpr double kSmall = 1.4916681462400413e-154;  // sqrt(DBL_MIN): Lentz's guard
+constexpr double kSmall = 1.4916681462400413e-154;  // sqrt(DBL_MIN): guard against B = 0
 
-// State of the modified Lentz evaluation of the continued fraction (DLMF 8.17.22) for
-// I_y(p, q) = y^p (1-y)^q / (p B(p,q)) * h, with forward-mode derivatives in p and q.
+// The continued fraction (DLMF 8.17.22) of I_y(p,q) = y^p (1-y)^q / (p B(p,q)) * h, by the
+// fundamental recurrences A_j = A_{j-1} + d_j A_{j-2}, B_j = B_{j-1} + d_j B_{j-2} differentiated
+// forward-mode in p and q (Boik & Robison-Cox 1998). Unlike Lentz's method this needs no division
+// per term: only 1/B once per pair of terms, which rescales the state so that B = 1 and h = A
+// (and one for the pair's two partial-numerator denominators).
 struct CF {
-  double C, D, h, dCp, dCq, dDp, dDq, dhp, dhq;
+  double Ap, A, Bp, B, dApp, dApq, dAp, dAq, dBpp, dBpq, dBp, dBq;  // j-1 and j; d*p/d*q: d/dp, d/dq
+  double h, dhp, dhq;                                               // current h and its derivatives
 };
 
+ER_HD double guard(double v) { return std::fabs(v) < kSmall ? kSmall : v; }
+
 ER_HD CF cf_init(double p, double q, double y) {
+  // (A_1, A_2, B_1, B_2) = (1, 1, 1, 1 + d_1), d_1 = -(p+q) y / (p+1); normalized by 1/B_2.
+  const double ip1 = 1.0 / (p + 1.0);
+  const double d1 = -(p + q) * y * ip1;
+  const double iB = 1.0 / guard(1.0 + d1);
   CF s;
-  const double apb = p + q, ap1 = p + 1.0;
-  double d0 = 1.0 - apb * y / ap1;
-  d0 = std::fabs(d0) < kSmall ? kSmall : d0;
-  s.C = 1.0;
-  s.D = 1.0 / d0;
-  s.h = s.D;
-  const double den = (y * apb - ap1) * (y * apb - ap1);
-  s.dCp = 0.0;
-  s.dCq = 0.0;
-  s.dDp = (1.0 - q) * y / den;
-  s.dDq = ap1 * y / den;
-  s.dhp = s.dDp;
-  s.dhq = s.dDq;
+  s.Ap = iB; s.A = iB; s.Bp = iB; s.B = 1.0;
+  s.dApp = 0.0; s.dApq = 0.0; s.dAp = 0.0; s.dAq = 0.0; s.dBpp = 0.0; s.dBpq = 0.0;
+  s.dBp = y * (q - 1.0) * ip1 * ip1 * iB;
+  s.dBq = -y * ip1 * iB;
+  s.h = s.A;
+  s.dhp = -s.A * s.dBp;
+  s.dhq = -s.A * s.dBq;
   return s;
 }
 
-// One Lentz step with partial numerator d and its derivatives (dp, dq).
-ER_HD void cf_step(CF& s, double d, double dp, double dq, double& delta) {
-  const double iC = 1.0 / s.C;
-  double Cn = 1.0 + d * iC;
-  Cn = std::fabs(Cn) < kSmall ? kSmall : Cn;
-  double Dd = 1.0 + d * s.D;
-  Dd = std::fabs(Dd) < kSmall ? kSmall : Dd;
-  const double Dn = 1.0 / Dd;
-  const double dCnp = (dp - d * s.dCp * iC) * iC, dCnq = (dq - d * s.dCq * iC) * iC;
-  const double Dn2 = Dn * Dn;
-  const double dDnp = -(dp * s.D + d * s.dDp) * Dn2, dDnq = -(dq * s.D + d * s.dDq) * Dn2;
-  delta = Cn * Dn;
-  const double hn = s.h * delta;
-  s.dhp = s.dhp * delta + s.h * (dCnp * Dn + Cn * dDnp);
-  s.dhq = s.dhq * delta + s.h * (dCnq * Dn + Cn * dDnq);
-  s.h = hn;
-  s.C = Cn;
-  s.D = Dn;
-  s.dCp = dCnp;
-  s.dCq = dCnq;
-  s.dDp = dDnp;
-  s.dDq = dDnq;
+ER_HD void cf_term(CF& s, double d, double ddp, double ddq) {
+  const double An = s.A + d * s.Ap, Bn = s.B + d * s.Bp;
+  const double dAnp = s.dAp + ddp * s.Ap + d * s.dApp, dAnq = s.dAq + ddq * s.Ap + d * s.dApq;
+  const double dBnp = s.dBp + ddp * s.Bp + d * s.dBpp, dBnq = s.dBq + ddq * s.Bp + d * s.dBpq;
+  s.Ap = s.A; s.A = An; s.Bp = s.B; s.B = Bn;
+  s.dApp = s.dAp; s.dApq = s.dAq; s.dAp = dAnp; s.dAq = dAnq;
+  s.dBpp = s.dBp; s.dBpq = s.dBq; s.dBp = dBnp; s.dBq = dBnq;
 }
 
-// Iteration m >= 1: the even term d_{2m} then the odd term d_{2m+1}. Returns convergence.
+// Iteration m >= 1: the even term d_{2m} then the odd term d_{2m+1}, then rescale. Returns
+// whether h and both derivatives have converged (relative change below ~eps).
 ER_HD bool cf_iter(CF& s, double m, double p, double q, double y) {
   const double p2m = p + 2.0 * m;
   // One division for both denominators: 1/(p2m (p2m-1)) and 1/(p2m (p2m+1)).
   const double r = 1.0 / (p2m * (p2m - 1.0) * (p2m + 1.0));
   const double ie = r * (p2m + 1.0), io = r * (p2m - 1.0);
-  double delta;
   {  // even: d = m (q - m) y / ((p+2m-1)(p+2m))
     const double dq = m * y * ie;
     const double d = dq * (q - m);
-    const double dp = -d * (2.0 * p2m - 1.0) * ie;
-    cf_step(s, d, dp, dq, delta);
+    cf_term(s, d, -d * (2.0 * p2m - 1.0) * ie, dq);
   }
-  const double dhp0 = s.dhp, dhq0 = s.dhq;
   {  // odd: d = -(p+m)(p+q+m) y / ((p+2m)(p+2m+1))
     const double pm = p + m;
     const double dq = -pm * y * io;
     const double d = dq * (pm + q);
-    const double dp = -d * (2.0 * p2m + 1.0) * io - y * (2.0 * pm + q) * io;
-    cf_step(s, d, dp, dq, delta);
+    cf_term(s, d, -d * (2.0 * p2m + 1.0) * io - y * (2.0 * pm + q) * io, dq);
   }
-  return std::fabs(delta - 1.0) < 2.0 * kEps && std::fabs(s.dhp - dhp0) <= kEps * std::fabs(s.dhp) &&
-         std::fabs(s.dhq - dhq0) <= kEps * std::fabs(s.dhq);
+  const double sc = 1.0 / guard(s.B);
+  s.Ap *= sc; s.A *= sc; s.Bp *= sc; s.B = 1.0;
+  s.dApp *= sc; s.dApq *= sc; s.dAp *= sc; s.dAq *= sc;
+  s.dBpp *= sc; s.dBpq *= sc; s.dBp *= sc; s.dBq *= sc;
+  const double h = s.A, dhp = s.dAp - h * s.dBp, dhq = s.dAq - h * s.dBq;
+  // dh = dA - h dB cancels: its change is judged against the size of the terms, not of dh (else
+  // rounding noise in the terms keeps lanes iterating long after convergence).
+  const bool conv = (std::fabs(h - s.h) <= 2.0 * kEps * std::fabs(h)) &
+                    (std::fabs(dhp - s.dhp) <= 2.0 * kEps * (std::fabs(s.dAp) + std::fabs(h * s.dBp))) &
+                    (std::fabs(dhq - s.dhq) <= 2.0 * kEps * (std::fabs(s.dAq) + std::fabs(h * s.dBq)));
+  s.h = h;
+  s.dhp = dhp;
+  s.dhq = dhq;
+  return conv;
 }
 
 // Setup shared by the scalar and lane-parallel gradient: the chosen form (p, q, y).
@@ -215,9 +217,9 @@ struct GradSetup {
 
 ER_HD GradSetup grad_setup(double x, double a, double b) {
   GradSetup g;
-  g.bad = !(x >= 0.0 && x <= 1.0) || !valid_params(a, b);  // NaN, outside [0, 1], bad a or b
-  g.edge = x == 0.0 || x == 1.0;  // dx/da -> 0 there (Boik & Robison-Cox's convention)
-  const double xs = (g.bad || g.edge) ? 0.5 : x;
+  g.bad = !((x >= 0.0) & (x <= 1.0) & valid_params(a, b));  // NaN, outside [0, 1], bad a or b
+  g.edge = (x == 0.0) | (x == 1.0);  // dx/da -> 0 there (Boik & Robison-Cox's convention)
+  const double xs = (g.bad | g.edge) ? 0.5 : x;
   a = g.bad ? 1.0 : a;
   b = g.bad ? 1.0 : b;
   const double lx = vlog(xs), l1x = vlog1p(-xs);
@@ -234,11 +236,11 @@ ER_HD GradSetup grad_setup(double x, double a, double b) {
 // dy/dp = -(y(1-y)/p) [dh/dp + h (log y + psi(p+q) - psi(p+1))]     (the 1/p and psi(p) terms
 // dy/dq = -(y(1-y)/p) [dh/dq + h (log(1-y) + psi(p+q) - psi(q))]      combined exactly)
 // The density and the prefactor y^p(1-y)^q/(p B) cancel analytically: no lgamma, no exp.
-ER_HD void grad_finish(const GradSetup& g, const CF& s, double& dxda, double& dxdb) {
+ER_HD void grad_finish(const GradSetup& g, double h, double dhp, double dhq, double& dxda, double& dxdb) {
   const double Lp = g.ly + digamma_diff(g.p + 1.0, g.q - 1.0);
   const double Lq = g.l1y + digamma_diff(g.q, g.p);
   const double f = g.xy1 / g.p;
-  const double gp = -f * (s.dhp + s.h * Lp), gq = -f * (s.dhq + s.h * Lq);
+  const double gp = -f * (dhp + h * Lp), gq = -f * (dhq + h * Lq);
   double da = g.sym ? -gq : gp, db = g.sym ? -gp : gq;
   da = g.edge ? 0.0 : da;
   db = g.edge ? 0.0 : db;
@@ -252,7 +254,7 @@ ER_HD void grad(double x, double a, double b, double& dxda, double& dxdb) {
   CF s = cf_init(g.p, g.q, g.y);
   for (int m = 1; m <= kMaxCfIter; ++m)
     if (cf_iter(s, static_cast<double>(m), g.p, g.q, g.y)) break;
-  grad_finish(g, s, dxda, dxdb);
+  grad_finish(g, s.h, s.dhp, s.dhq, dxda, dxdb);
 }
 
 }  // namespace beta

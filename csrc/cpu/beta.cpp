@@ -15,11 +15,19 @@
 #include "common/checks.h"
 #include "common/cpu_dispatch.h"
 
+// FP selects in the lane loops (Lentz's guards, frozen lanes) are if-converted into blends only
+// when GCC may assume FP operations do not trap; without this only the AVX-512 clone (which has
+// masked operations) vectorizes. Values are unchanged: FP exceptions are masked anyway.
+#pragma GCC optimize("no-trapping-math")
+
 namespace er_fast {
 namespace {
 
 using namespace beta;
 constexpr int kW = 8;  // lanes per block: one AVX-512 register of doubles
+
+// Each lane loop must be vectorized as a loop (not fully unrolled and then only partly packed).
+#define ER_LANES _Pragma("omp simd")
 
 // Largest value below 1 and smallest normal value of the output dtype: the open-interval clamp.
 template <typename T>
@@ -31,37 +39,44 @@ constexpr double tiny() { return static_cast<double>(std::numeric_limits<T>::min
 ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b, double* da, double* db) {
   double P[kW], Q[kW], Y[kW], LY[kW], L1Y[kW], XY[kW];
   int64_t SYM[kW], EDGE[kW], BAD[kW], ACT[kW];
-  double C[kW], D[kW], H[kW], dCp[kW], dCq[kW], dDp[kW], dDq[kW], dHp[kW], dHq[kW];
+  // The continued-fraction state, one array per field (structure of arrays for the vectorizer).
+  double Ap[kW], A_[kW], Bp[kW], dApp[kW], dApq[kW], dAp[kW], dAq[kW], dBpp[kW], dBpq[kW], dBp[kW], dBq[kW];
+  double H[kW], dHp[kW], dHq[kW];
+  ER_LANES
   for (int l = 0; l < kW; ++l) {
     const GradSetup g = grad_setup(x[l], a[l], b[l]);
     P[l] = g.p; Q[l] = g.q; Y[l] = g.y; LY[l] = g.ly; L1Y[l] = g.l1y; XY[l] = g.xy1;
     SYM[l] = g.sym; EDGE[l] = g.edge; BAD[l] = g.bad; ACT[l] = 1;
     const CF s = cf_init(g.p, g.q, g.y);
-    C[l] = s.C; D[l] = s.D; H[l] = s.h; dCp[l] = s.dCp; dCq[l] = s.dCq;
-    dDp[l] = s.dDp; dDq[l] = s.dDq; dHp[l] = s.dhp; dHq[l] = s.dhq;
+    Ap[l] = s.Ap; A_[l] = s.A; Bp[l] = s.Bp; dApp[l] = s.dApp; dApq[l] = s.dApq; dAp[l] = s.dAp; dAq[l] = s.dAq;
+    dBpp[l] = s.dBpp; dBpq[l] = s.dBpq; dBp[l] = s.dBp; dBq[l] = s.dBq; H[l] = s.h; dHp[l] = s.dhp; dHq[l] = s.dhq;
   }
   for (int m = 1; m <= kMaxCfIter; ++m) {
     int64_t any = 0;
     const double md = static_cast<double>(m);
+    ER_LANES
     for (int l = 0; l < kW; ++l) {
-      CF s{C[l], D[l], H[l], dCp[l], dCq[l], dDp[l], dDq[l], dHp[l], dHq[l]};
+      CF s{Ap[l], A_[l], Bp[l], 1.0, dApp[l], dApq[l], dAp[l], dAq[l], dBpp[l], dBpq[l], dBp[l], dBq[l],
+           H[l], dHp[l], dHq[l]};
       const bool conv = cf_iter(s, md, P[l], Q[l], Y[l]);
-      const bool act = ACT[l] != 0;
-      C[l] = act ? s.C : C[l]; D[l] = act ? s.D : D[l]; H[l] = act ? s.h : H[l];
-      dCp[l] = act ? s.dCp : dCp[l]; dCq[l] = act ? s.dCq : dCq[l];
-      dDp[l] = act ? s.dDp : dDp[l]; dDq[l] = act ? s.dDq : dDq[l];
-      dHp[l] = act ? s.dhp : dHp[l]; dHq[l] = act ? s.dhq : dHq[l];
-      ACT[l] = (act && !conv) ? 1 : 0;
+      const bool act = ACT[l] != 0;  // finished lanes keep their state
+      Ap[l] = act ? s.Ap : Ap[l]; A_[l] = act ? s.A : A_[l]; Bp[l] = act ? s.Bp : Bp[l];
+      dApp[l] = act ? s.dApp : dApp[l]; dApq[l] = act ? s.dApq : dApq[l];
+      dAp[l] = act ? s.dAp : dAp[l]; dAq[l] = act ? s.dAq : dAq[l];
+      dBpp[l] = act ? s.dBpp : dBpp[l]; dBpq[l] = act ? s.dBpq : dBpq[l];
+      dBp[l] = act ? s.dBp : dBp[l]; dBq[l] = act ? s.dBq : dBq[l];
+      H[l] = act ? s.h : H[l]; dHp[l] = act ? s.dhp : dHp[l]; dHq[l] = act ? s.dhq : dHq[l];
+      ACT[l] = (act & !conv) ? 1 : 0;
       any |= ACT[l];
     }
     if (!any) break;
   }
+  ER_LANES
   for (int l = 0; l < kW; ++l) {
     GradSetup g;
     g.p = P[l]; g.q = Q[l]; g.y = Y[l]; g.ly = LY[l]; g.l1y = L1Y[l]; g.xy1 = XY[l];
     g.sym = SYM[l]; g.edge = EDGE[l]; g.bad = BAD[l];
-    const CF s{C[l], D[l], H[l], dCp[l], dCq[l], dDp[l], dDq[l], dHp[l], dHq[l]};
-    grad_finish(g, s, da[l], db[l]);
+    grad_finish(g, H[l], dHp[l], dHq[l], da[l], db[l]);
   }
 }
 
@@ -70,6 +85,7 @@ ER_FAST_INLINE void sample_lanes(const double* a, const double* b, const PhiloxK
                                  double* x) {
   double Gd[2][kW], Gc[2][kW], Glogd[2][kW], Ginv[2][kW], LG[2][kW], BT[2][kW];
   int64_t Gboost[2][kW];
+  ER_LANES
   for (int l = 0; l < kW; ++l) {
     const GammaParams ga = gamma_params(a[l]), gb = gamma_params(b[l]);
     Gd[0][l] = ga.d; Gc[0][l] = ga.c; Glogd[0][l] = ga.log_d; Ginv[0][l] = ga.inv_shape; Gboost[0][l] = ga.boost;
@@ -81,23 +97,26 @@ ER_FAST_INLINE void sample_lanes(const double* a, const double* b, const PhiloxK
   }
   for (int g = 0; g < 2; ++g) {
     int64_t ACC[kW];
+    ER_LANES
     for (int l = 0; l < kW; ++l) { ACC[l] = 0; LG[g][l] = Glogd[g][l]; }
     for (int t = 0; t < kMaxTrials; ++t) {
       int64_t all = 1;
+      ER_LANES
       for (int l = 0; l < kW; ++l) {
         GammaParams p;
         p.d = Gd[g][l]; p.c = Gc[g][l]; p.log_d = Glogd[g][l]; p.inv_shape = Ginv[g][l]; p.boost = Gboost[g][l];
         double u1, u2, u3, lg;
         trial_uniforms(key[l], idx[l], t, g, u1, u2, u3);
         const bool ok = gamma_trial(p, u1, u2, u3, lg);
-        const bool take = ok && ACC[l] == 0;
+        const bool take = ok & (ACC[l] == 0);
         LG[g][l] = take ? lg : LG[g][l];
-        ACC[l] = (ACC[l] != 0 || ok) ? 1 : 0;
+        ACC[l] = ((ACC[l] != 0) | ok) ? 1 : 0;
         all &= ACC[l];
       }
       if (all) break;
     }
   }
+  ER_LANES
   for (int l = 0; l < kW; ++l) {
     const double v = beta_from_logs(LG[0][l] + BT[0][l], LG[1][l] + BT[1][l]);
     x[l] = valid_params(a[l], b[l]) ? v : NAN;
@@ -114,6 +133,7 @@ ER_FAST_INLINE void sample_range(const T* A, const T* B, const int64_t* keys, in
     double a[kW], b[kW], x[kW];
     PhiloxKey key[kW];
     uint32_t idx[kW];
+    ER_LANES
     for (int l = 0; l < kW; ++l) {
       const int64_t i = i0 + (l < n ? l : 0);
       a[l] = l < n ? static_cast<double>(A[i]) : 1.0;
@@ -124,6 +144,7 @@ ER_FAST_INLINE void sample_range(const T* A, const T* B, const int64_t* keys, in
       idx[l] = static_cast<uint32_t>(local);
     }
     sample_lanes(a, b, key, idx, x);
+    ER_LANES
     for (int l = 0; l < kW; ++l) {
       // Round to the output dtype, then clamp into the open interval (0, 1) of that dtype.
       double v = static_cast<double>(static_cast<T>(x[l]));
@@ -147,6 +168,7 @@ ER_FAST_INLINE void grad_range(const T* X, const T* A, const T* B, T* DA, T* DB,
   for (int64_t i0 = begin; i0 < end; i0 += kW) {
     const int n = static_cast<int>(end - i0 < kW ? end - i0 : kW);
     double x[kW], a[kW], b[kW], da[kW], db[kW];
+    ER_LANES
     for (int l = 0; l < kW; ++l) {
       const int64_t i = i0 + (l < n ? l : 0);
       x[l] = static_cast<double>(X[i]);

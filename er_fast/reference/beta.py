@@ -148,17 +148,55 @@ def _fix(v):
     return torch.where(v.abs() < _SMALL, torch.full_like(v, _SMALL), v)
 
 
-def _cf_step(st, d, dp, dq):
-    C, D, h, dCp, dCq, dDp, dDq, dhp, dhq = st
-    iC = 1.0 / C
-    Cn = _fix(1.0 + d * iC)
-    Dn = 1.0 / _fix(1.0 + d * D)
-    dCnp, dCnq = (dp - d * dCp * iC) * iC, (dq - d * dCq * iC) * iC
-    Dn2 = Dn * Dn
-    dDnp, dDnq = -(dp * D + d * dDp) * Dn2, -(dq * D + d * dDq) * Dn2
-    delta = Cn * Dn
-    return (Cn, Dn, h * delta, dCnp, dCnq, dDnp, dDnq,
-            dhp * delta + h * (dCnp * Dn + Cn * dDnp), dhq * delta + h * (dCnq * Dn + Cn * dDnq)), delta
+def _cf(p, q, y):
+    """The continued fraction h of I_y(p,q) = y^p (1-y)^q / (p B(p,q)) * h (DLMF 8.17.22) and its
+    derivatives in p and q, by the fundamental recurrences A_j = A_{j-1} + d_j A_{j-2} (same for
+    B) differentiated forward-mode (Boik & Robison-Cox 1998), rescaled by 1/B after every pair of
+    terms so that h = A. Elements stop updating once h and both derivatives have converged."""
+    one, zero = torch.ones_like(p), torch.zeros_like(p)
+    d1 = -(p + q) * y / (p + 1)
+    # (A_prev, A, B_prev, B) = (1, 1, 1, 1 + d1), then normalized by 1/B.
+    iB = 1.0 / _fix(1 + d1)
+    Ap, A, Bp, B = iB, iB, iB, one
+    dAp_p = dAp_q = dA_p = dA_q = zero
+    dBp_p = dBp_q = zero
+    dB_p = y * (q - 1) / (p + 1) ** 2 * iB
+    dB_q = -y / (p + 1) * iB
+    st = (Ap, A, Bp, B, dAp_p, dAp_q, dA_p, dA_q, dBp_p, dBp_q, dB_p, dB_q)
+    h, dhp, dhq = A, dA_p - A * dB_p, dA_q - A * dB_q
+    active = torch.ones_like(p, dtype=torch.bool)
+
+    def step(st, d, ddp, ddq):
+        Ap, A, Bp, B, dAp_p, dAp_q, dA_p, dA_q, dBp_p, dBp_q, dB_p, dB_q = st
+        return (A, A + d * Ap, B, B + d * Bp,
+                dA_p, dA_q, dA_p + ddp * Ap + d * dAp_p, dA_q + ddq * Ap + d * dAp_q,
+                dB_p, dB_q, dB_p + ddp * Bp + d * dBp_p, dB_q + ddq * Bp + d * dBp_q)
+
+    for m in range(1, _MAX_CF_ITER + 1):
+        p2m = p + 2 * m
+        r = 1.0 / (p2m * (p2m - 1) * (p2m + 1))
+        ie, io = r * (p2m + 1), r * (p2m - 1)
+        dq = m * y * ie
+        d = dq * (q - m)
+        s1 = step(st, d, -d * (2 * p2m - 1) * ie, dq)
+        pm = p + m
+        dq = -pm * y * io
+        d = dq * (pm + q)
+        s2 = step(s1, d, -d * (2 * p2m + 1) * io - y * (2 * pm + q) * io, dq)
+        sc = 1.0 / _fix(s2[3])
+        s2 = tuple(v * sc for v in s2)
+        hn = s2[1]
+        dhpn, dhqn = s2[6] - hn * s2[10], s2[7] - hn * s2[11]
+        # dh = dA - h dB cancels: judge its change against the size of the terms, not of dh.
+        conv = ((hn - h).abs() <= 2 * _EPS * hn.abs()) \
+            & ((dhpn - dhp).abs() <= 2 * _EPS * (s2[6].abs() + (hn * s2[10]).abs())) \
+            & ((dhqn - dhq).abs() <= 2 * _EPS * (s2[7].abs() + (hn * s2[11]).abs()))
+        st = tuple(torch.where(active, n, o) for n, o in zip(s2, st))
+        h, dhp, dhq = torch.where(active, hn, h), torch.where(active, dhpn, dhp), torch.where(active, dhqn, dhq)
+        active = active & ~conv
+        if not bool(active.any()):
+            break
+    return h, dhp, dhq
 
 
 def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor):
@@ -178,36 +216,13 @@ def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor):
     p, q = torch.where(sym, b, a), torch.where(sym, a, b)
     y = torch.where(sym, 1 - xs, xs)
     ly, l1y = torch.where(sym, l1x, lx), torch.where(sym, lx, l1x)
-    apb, ap1 = p + q, p + 1
-    D0 = 1.0 / _fix(1 - apb * y / ap1)
-    den = (y * apb - ap1) ** 2
-    dDp, dDq = (1 - q) * y / den, ap1 * y / den
-    zero = torch.zeros_like(p)
-    st = (torch.ones_like(p), D0, D0, zero, zero, dDp, dDq, dDp, dDq)
-    active = torch.ones_like(sym)
-    for m in range(1, _MAX_CF_ITER + 1):
-        p2m = p + 2 * m
-        r = 1.0 / (p2m * (p2m - 1) * (p2m + 1))
-        ie, io = r * (p2m + 1), r * (p2m - 1)
-        dq = m * y * ie
-        d = dq * (q - m)
-        s1, _ = _cf_step(st, d, -d * (2 * p2m - 1) * ie, dq)
-        pm = p + m
-        dq = -pm * y * io
-        d = dq * (pm + q)
-        s2, delta = _cf_step(s1, d, -d * (2 * p2m + 1) * io - y * (2 * pm + q) * io, dq)
-        conv = ((delta - 1).abs() < 2 * _EPS) & ((s2[7] - s1[7]).abs() <= _EPS * s2[7].abs()) \
-            & ((s2[8] - s1[8]).abs() <= _EPS * s2[8].abs())
-        st = tuple(torch.where(active, n, o) for n, o in zip(s2, st))
-        active = active & ~conv
-        if not bool(active.any()):
-            break
-    h, dhp, dhq = st[2], st[7], st[8]
+    h, dhp, dhq = _cf(p, q, y)
     Lp = ly + digamma_diff(p + 1, q - 1)
     Lq = l1y + digamma_diff(q, p)
     f = xs * (1 - xs) / p
     gp, gq = -f * (dhp + h * Lp), -f * (dhq + h * Lq)
     da, db = torch.where(sym, -gq, gp), torch.where(sym, -gp, gq)
+    zero = torch.zeros_like(da)
     da = torch.where(edge, zero, da)
     db = torch.where(edge, zero, db)
     nan = torch.full_like(da, math.nan)
