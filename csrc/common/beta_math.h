@@ -101,15 +101,14 @@ ER_HD double sample(double a, double b, const PhiloxKey& k, uint32_t idx_lo) {
 // difference cancels): shift both arguments up to >= 10 with the recurrence (the shift terms
 // s/((z+k)(z+s+k)) summed as one fraction), then the asymptotic series, whose leading part
 // log1p(s/Z) + s/(2Z(Z+s)) is formed without cancellation.
-ER_HD double psi_tail(double w) {  // psi(w) - log(w) + 1/(2w), w >= 10
-  const double r = 1.0 / (w * w);
+ER_HD double psi_tail(double r) {  // psi(w) - log(w) + 1/(2w) for w >= 10, from r = 1/w^2
   return -r * (1.0 / 12 - r * (1.0 / 120 - r * (1.0 / 252 - r * (1.0 / 240 - r * (1.0 / 132 - r * (691.0 / 32760 - r / 12))))));
 }
 
 ER_HD double digamma_diff(double z, double s) {
   const double lo = z < z + s ? z : z + s;
   double num = 0.0, den = 1.0, Z = z;
-ER_UNROLL
+  ER_UNROLL
   for (int k = 0; k < 10; ++k) {
     const bool need = lo + k < 10.0;
     const double d = Z * (Z + s);
@@ -117,7 +116,10 @@ ER_UNROLL
     den = need ? den * d : den;
     Z = need ? Z + 1.0 : Z;
   }
-  return vlog1p(s / Z) + s / (2.0 * Z * (Z + s)) + psi_tail(Z + s) - psi_tail(Z) + s * num / den;
+  const double W = Z + s;
+  const double inv = 1.0 / (Z * W);  // one division for 1/Z and 1/W
+  const double iZ = inv * W, iW = inv * Z;
+  return vlog1p(s * iZ) + 0.5 * s * inv + psi_tail(iW * iW) - psi_tail(iZ * iZ) + s * num / den;
 }
 
 // Which form of the continued fraction to use: I_x(a,b) directly, or 1 - I_{1-x}(b,a).
