@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from .. import reference
+from ..reference import beta as _ref
 from . import _ext
 
 GeneratorArg = Optional[Union[torch.Generator, Sequence[torch.Generator]]]
@@ -126,7 +126,7 @@ def beta_rsample(
     if _ext.compiled("beta_rsample", a):
         with_grad = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
         return torch.ops.er_fast.beta_rsample(a, b, key, with_grad)[0]
-    return reference.BetaRsample.apply(a, b, key)
+    return _ref.BetaRsample.apply(a, b, key)
 
 
 def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +146,7 @@ def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) 
     x, alpha, beta = x.expand(shape), alpha.expand(shape), beta.expand(shape)
     if _ext.compiled("beta_rsample_grad", x):
         return tuple(torch.ops.er_fast.beta_rsample_grad(x, alpha, beta))
-    return reference.beta_rsample_grad(x, alpha, beta)
+    return _ref.beta_rsample_grad(x, alpha, beta)
 
 
 if _ext.defined("beta_rsample"):
