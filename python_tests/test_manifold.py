@@ -251,6 +251,23 @@ def test_sincos_accuracy_ulp(dtype):
     assert _ulp_err(o[:, 1], np.sin(tl), npdt) < 1.0
 
 
+@pytest.mark.skipif(not LD_OK, reason="needs x86 80-bit long double as the oracle")
+@pytest.mark.parametrize("dtype", dtypes)
+def test_sincos_hard_arguments(dtype):
+    """The floats closest to multiples of pi/2 (where range reduction cancels most) up to the
+    polynomial path's limit (4096 in float32, 2^19 in float64): still within an ulp."""
+    npdt, lim = (np.float32, 4096) if dtype == torch.float32 else (np.float64, 524288)
+    q = np.arange(1, int(lim / (PI_LD / 2)) + 1, dtype=np.int64)[:: (1 if dtype == torch.float32 else 7)]
+    c = (q.astype(np.longdouble) * PI_LD / 2).astype(npdt)
+    x = np.concatenate([c, np.nextafter(c, npdt(np.inf)), np.nextafter(c, npdt(-np.inf))])
+    x = np.concatenate([x, -x])
+    th = torch.from_numpy(x.copy())
+    o = er_fast.so2_rotate(torch.tensor([1.0, 0.0], dtype=dtype).expand(len(th), 2), th).numpy()
+    tl = x.astype(np.longdouble)
+    assert _ulp_err(o[:, 0], np.cos(tl), npdt) < 1.0
+    assert _ulp_err(o[:, 1], np.sin(tl), npdt) < 1.0
+
+
 def test_sincos_accuracy_mpmath():
     mpmath = pytest.importorskip("mpmath")
     mpmath.mp.dps = 40

@@ -8,12 +8,12 @@
 //   pi (sinpi/cospi style): r = z - rint(z), t = 4r, q = rint(t), f = t - q are all exact, so
 //   z = 4096.25 gives exactly the point of z = 0.25 and the multiples of 1/4 give exact 0 / +-1.
 //   The left-over angle (pi/2) f is formed as a double-word (hi + lo).
-// * sincos_rad(x):   sin(x), cos(x) for |x| <= kRadLimit. Cody-Waite reduction by pi/2 in double
-//   with a 3-part pi/2 (first two parts 32 bits wide, so q * part is exact) and TwoSum, giving a
-//   double-word remainder. Larger |x| must be handled by the caller (rad_in_range() says when);
-//   the kernels use libm's double sin/cos there.
-// Both end in sincos_dw: one polynomial pair on [-pi/4, pi/4] per dtype, evaluated in the
-// dtype itself (float kernels do only the reductions in double).
+// * sincos_rad(x):   sin(x), cos(x) for |x| <= kRadLimit (double) / kRadLimitF (float).
+//   Cody-Waite reduction by pi/2 with a 4-part pi/2 (the first three parts short enough that
+//   q * part is exact) and TwoSum, giving a double-word remainder. Larger |x| must be handled
+//   by the caller (rad_in_range() says when); the kernels use libm's double sin/cos there.
+// Both end in sincos_dw: one polynomial pair on [-pi/4, pi/4] per dtype, evaluated in the dtype
+// itself, so float loops run at full vector width.
 #pragma once
 
 #include <cmath>
@@ -35,9 +35,21 @@ constexpr double kPio2 = 1.5707963267948966;        // pi/2 rounded to double
 constexpr double kPio2Lo = 6.123233995736766e-17;   // pi/2 - kPio2
 constexpr double kPio2A = 1.5707963267341256;       // 0x1.921fb544p+0 (32 bits)
 constexpr double kPio2B = 6.077100506303966e-11;    // 0x1.0b4611a6p-34 (32 bits)
-constexpr double kPio2C = 2.0222662487959506e-21;   // rest of pi/2 (error 1e-37)
+constexpr double kPio2C = 2.0222662487111665e-21;   // 32 bits
+constexpr double kPio2D = 8.4784276603689e-32;      // rest of pi/2 (error 7e-49)
 // |x| up to 2^19 keeps q = rint(2x/pi) below 2^19, far inside the exact-product range.
 constexpr double kRadLimit = 524288.0;
+// float kernels reduce in float: pi/2 = A + B + C + D with A, B, C of 12 bits (q * A, q * B,
+// q * C exact for q < 2^12) and D the float rest (pi/2 - A - B - C - D = 8e-20); valid for
+// |x| <= kRadLimitF.
+constexpr float kPio2Af = 1.5703125f;
+constexpr float kPio2Bf = 0.0004837512969970703f;
+constexpr float kPio2Cf = 7.549533620476723e-08f;
+constexpr float kPio2Df = 2.5633440682570896e-12f;
+constexpr float kTwoOverPif = 0.6366197466850281f;
+constexpr float kPio2f = 1.5707963705062866f;       // pi/2 rounded to float
+constexpr float kPio2Lof = -4.371138828673793e-08f;  // pi/2 - kPio2f
+constexpr float kRadLimitF = 4096.0f;
 
 ER_HD float rint_(float x) {
 #if defined(__CUDA_ARCH__)
@@ -62,6 +74,13 @@ ER_HD double fabs_(double x) {
 #endif
 }
 
+ER_HD float fma_(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return fmaf(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
 ER_HD double fma_(double a, double b, double c) {
 #if defined(__CUDA_ARCH__)
   return ::fma(a, b, c);
@@ -102,12 +121,6 @@ ER_HD void sincos_dw(double yh, double yl, double& s, double& c) {
   c = w + (((1.0 - w) - hu) + (u * u * pc - yh * yl));
 }
 
-// Split a double into float hi + lo (for the float kernels, whose reductions run in double).
-ER_HD void split_(double y, float& yh, float& yl) {
-  yh = static_cast<float>(y);
-  yl = static_cast<float>(y - static_cast<double>(yh));
-}
-
 // Rotate (s0, c0) = (sin y, cos y) by q quarter turns, q an integer-valued float in [-2, 2]:
 // returns sin and cos of y + q pi/2. Selects only, so it vectorizes.
 template <typename T>
@@ -132,9 +145,10 @@ ER_HD void reduce_turn(T z, T& q, T& f) {
 // sin(2 pi z), cos(2 pi z) with exact periodicity in z; the remaining angle pi/2 f is formed
 // as a double-word.
 ER_HD void sincos_turn(float z, float& s, float& c) {
-  float q, f, yh, yl, s0, c0;
+  float q, f, s0, c0;
   reduce_turn(z, q, f);
-  split_(static_cast<double>(f) * kPio2, yh, yl);  // exact to 2^-53 relative
+  const float yh = f * kPio2f;
+  const float yl = fma_(f, kPio2f, -yh) + f * kPio2Lof;  // f (pi/2) to ~2^-48
   sincos_dw(yh, yl, s0, c0);
   apply_quadrant(q, s0, c0, s, c);
 }
@@ -147,36 +161,55 @@ ER_HD void sincos_turn(double z, double& s, double& c) {
   apply_quadrant(q, s0, c0, s, c);
 }
 
-// True when sincos_rad's reduction is accurate for x (false for |x| > kRadLimit; NaN and inf
-// count as in range: they give NaN, as sin and cos do).
+// True when sincos_rad's reduction is accurate for x (false beyond kRadLimit / kRadLimitF; NaN
+// and inf count as in range: they give NaN, as sin and cos do). One compare keeps the loops
+// if-convertible.
+ER_HD bool rad_in_range(double x) { return !(fabs_(x) > kRadLimit); }
+ER_HD bool rad_in_range(float x) { return !(fabs_(static_cast<double>(x)) > static_cast<double>(kRadLimitF)); }
+
+// TwoSum: a + b = s + e exactly.
 template <typename T>
-ER_HD bool rad_in_range(T x) {
-  return !(fabs_(static_cast<double>(x)) > kRadLimit);  // one compare: keeps loops if-convertible
+ER_HD void two_sum(T a, T b, T& s, T& e) {
+  s = a + b;
+  const T bb = s - a;
+  e = (a - (s - bb)) + (b - bb);
 }
 
-// Cody-Waite: x = q pi/2 + (yh + yl), q mod 4 returned in [-2, 2]. q * kPio2A and q * kPio2B are
-// exact (q < 2^20), the subtractions are tracked with TwoSum, so yh + yl carries ~2^-100.
+// Cody-Waite: x = q pi/2 + (yh + yl), q mod 4 returned in [-2, 2]. pi/2 = A + B + C + D with
+// A, B, C of 32 bits, so q * A, q * B, q * C are exact (q < 2^21) and the subtractions are
+// tracked with TwoSum: yh + yl is right to ~1e-40 absolute, enough for the arguments closest to
+// a multiple of pi/2.
 ER_HD void reduce_rad(double x, double& q4, double& yh, double& yl) {
   const double q = rint_(x * kTwoOverPi);
   const double x1 = x - q * kPio2A;  // exact
-  const double w = q * kPio2B;       // exact
-  const double y1 = x1 - w;
-  const double bb = y1 - x1;
-  const double e1 = (x1 - (y1 - bb)) + (-w - bb);  // TwoSum error of x1 - w
-  const double wc = q * kPio2C;
-  yh = y1 - wc;
-  yl = ((y1 - yh) - wc) + e1;
+  double y1, e1, y2, e2;
+  two_sum(x1, -(q * kPio2B), y1, e1);
+  two_sum(y1, -(q * kPio2C), y2, e2);
+  const double wd = q * kPio2D;
+  yh = y2 - wd;
+  yl = ((y2 - yh) - wd) + (e1 + e2);
   q4 = q - 4.0 * rint_(0.25 * q);
 }
 
-// sin(x), cos(x) for |x| <= kRadLimit (see rad_in_range).
+// Cody-Waite in float for |x| <= kRadLimitF (q < 2^12), one more part than the double version.
+ER_HD void reduce_rad(float x, float& q4, float& yh, float& yl) {
+  const float q = rint_(x * kTwoOverPif);
+  const float x1 = x - q * kPio2Af;  // exact
+  float y1, e1, y2, e2;
+  two_sum(x1, -(q * kPio2Bf), y1, e1);  // q * B, q * C exact
+  two_sum(y1, -(q * kPio2Cf), y2, e2);
+  const float wd = q * kPio2Df;
+  yh = y2 - wd;
+  yl = ((y2 - yh) - wd) + (e1 + e2);
+  q4 = q - 4.0f * rint_(0.25f * q);
+}
+
+// sin(x), cos(x) for x in range (see rad_in_range).
 ER_HD void sincos_rad(float x, float& s, float& c) {
-  double q4, yh, yl;
-  reduce_rad(static_cast<double>(x), q4, yh, yl);
-  float fh, fl, s0, c0;
-  split_(yh + yl, fh, fl);
-  sincos_dw(fh, fl, s0, c0);
-  apply_quadrant(static_cast<float>(q4), s0, c0, s, c);
+  float q4, yh, yl, s0, c0;
+  reduce_rad(x, q4, yh, yl);
+  sincos_dw(yh, yl, s0, c0);
+  apply_quadrant(q4, s0, c0, s, c);
 }
 ER_HD void sincos_rad(double x, double& s, double& c) {
   double q4, yh, yl, s0, c0;
