@@ -25,13 +25,14 @@ constexpr int kMaxTrials = 64;  // acceptance >= 0.95 per trial: P(64 rejections
 
 struct GammaParams {
   double d, c, log_d, inv_shape;
-  bool boost;  // shape < 1: G(s) = G(s + 1) * U^(1/s), done in logs
+  double boost;  // 1 when shape < 1: G(s) = G(s + 1) * U^(1/s), done in logs (double: one element
+                 // type per struct lets GCC vectorize lane loops that pass it around)
 };
 
 ER_HD GammaParams gamma_params(double shape) {
   GammaParams g;
-  g.boost = shape < 1.0;
-  const double s = g.boost ? shape + 1.0 : shape;
+  g.boost = shape < 1.0 ? 1.0 : 0.0;
+  const double s = shape < 1.0 ? shape + 1.0 : shape;
   g.d = s - 1.0 / 3.0;
   g.c = 1.0 / std::sqrt(9.0 * g.d);
   g.log_d = vlog(g.d);
@@ -40,7 +41,7 @@ ER_HD GammaParams gamma_params(double shape) {
 }
 
 // log(U)/shape for the boost (0 when no boost); u from draw j = 0.
-ER_HD double boost_term(const GammaParams& g, double u) { return g.boost ? vlog(u) * g.inv_shape : 0.0; }
+ER_HD double boost_term(const GammaParams& g, double u) { return g.boost != 0.0 ? vlog(u) * g.inv_shape : 0.0; }
 
 // One Marsaglia-Tsang trial from draw (u1, u2, u3): returns whether it was accepted and, if so,
 // log(d * v) in lg (the log of a Gamma(s) variate, s >= 1).
@@ -127,13 +128,17 @@ ER_HD double digamma_diff(double z, double s) {
 // the smaller one (no cancellation). For one huge and one small concentration that rule can cost
 // thousands of iterations; there the form whose "q*y" is small converges in a few dozen (measured
 // on a grid of a, b in [1e-3, 1e5]: at most 358 iterations, 58 for a, b <= 1e3).
-ER_HD bool use_symmetry(double x, double a, double b) {
-  bool sym = x * (a + b + 2.0) >= a + 1.0;
-  const double u = b * x, v = a * (1.0 - x);
-  const double tu = 0.5 * a > 20.0 ? 0.5 * a : 20.0, tv = 0.5 * b > 20.0 ? 0.5 * b : 20.0;
-  sym = ((x <= 0.5) & (u <= tu) & (b >= 2000.0)) ? false : sym;
-  sym = ((x > 0.5) & (v <= tv) & (a >= 2000.0)) ? true : sym;
-  return sym;
+ER_HD double use_symmetry(double x, double a, double b) {  // 1: symmetric form, 0: direct
+  const double base = x * (a + b + 2.0) >= a + 1.0 ? 1.0 : 0.0;
+  // Override: x <= 1/2, b >= 2000 and b x <= max(20, a/2)  -> direct;
+  //           x >  1/2, a >= 2000 and a (1-x) <= max(20, b/2) -> symmetric.
+  // Written as one select of doubles and one compare (mixed boolean masks defeat GCC's vectorizer).
+  const bool low = x <= 0.5;
+  const double big = low ? b : a, small = low ? a : b, t = low ? x : 1.0 - x;
+  const double lim = 0.5 * small > 20.0 ? 0.5 * small : 20.0;
+  const double m1 = big * t - lim, m2 = 2000.0 - big;
+  const double m = m1 > m2 ? m1 : m2;
+  return m <= 0.0 ? (low ? 0.0 : 1.0) : base;
 }
 
 constexpr int kMaxCfIter = 2000;  // pairs of CF terms; a, b <= 1e5 need at most ~360
@@ -211,28 +216,30 @@ ER_HD bool cf_iter(CF& s, double m, double p, double q, double y) {
   return conv;
 }
 
-// Setup shared by the scalar and lane-parallel gradient: the chosen form (p, q, y).
+// Setup shared by the scalar and lane-parallel gradient: the chosen form (p, q, y). Flags are
+// doubles (0/1) so the struct has one element type, which GCC's vectorizer needs.
 struct GradSetup {
   double p, q, y, ly, l1y, xy1;
-  bool sym, edge, bad;
+  double sym, edge, bad;
 };
 
-ER_HD GradSetup grad_setup(double x, double a, double b) {
-  GradSetup g;
-  g.bad = !((x >= 0.0) & (x <= 1.0) & valid_params(a, b));  // NaN, outside [0, 1], bad a or b
-  g.edge = (x == 0.0) | (x == 1.0);  // dx/da -> 0 there (Boik & Robison-Cox's convention)
-  const double xs = (g.bad | g.edge) ? 0.5 : x;
-  a = g.bad ? 1.0 : a;
-  b = g.bad ? 1.0 : b;
+ER_HD void grad_setup(double x, double a, double b, GradSetup& g) {
+  const bool bad = !((x >= 0.0) & (x <= 1.0) & valid_params(a, b));  // NaN, outside [0, 1], bad a or b
+  const bool edge = (x == 0.0) | (x == 1.0);  // dx/da -> 0 there (Boik & Robison-Cox's convention)
+  const double xs = (bad | edge) ? 0.5 : x;
+  a = bad ? 1.0 : a;
+  b = bad ? 1.0 : b;
   const double lx = vlog(xs), l1x = vlog1p(-xs);
   g.xy1 = xs * (1.0 - xs);
-  g.sym = use_symmetry(xs, a, b);
-  g.p = g.sym ? b : a;
-  g.q = g.sym ? a : b;
-  g.y = g.sym ? 1.0 - xs : xs;
-  g.ly = g.sym ? l1x : lx;
-  g.l1y = g.sym ? lx : l1x;
-  return g;
+  const bool sym = use_symmetry(xs, a, b) != 0.0;
+  g.p = sym ? b : a;
+  g.q = sym ? a : b;
+  g.y = sym ? 1.0 - xs : xs;
+  g.ly = sym ? l1x : lx;
+  g.l1y = sym ? lx : l1x;
+  g.sym = sym ? 1.0 : 0.0;
+  g.edge = edge ? 1.0 : 0.0;
+  g.bad = bad ? 1.0 : 0.0;
 }
 
 // dy/dp = -(y(1-y)/p) [dh/dp + h (log y + psi(p+q) - psi(p+1))]     (the 1/p and psi(p) terms
@@ -243,16 +250,17 @@ ER_HD void grad_finish(const GradSetup& g, double h, double dhp, double dhq, dou
   const double Lq = g.l1y + digamma_diff(g.q, g.p);
   const double f = g.xy1 / g.p;
   const double gp = -f * (dhp + h * Lp), gq = -f * (dhq + h * Lq);
-  double da = g.sym ? -gq : gp, db = g.sym ? -gp : gq;
-  da = g.edge ? 0.0 : da;
-  db = g.edge ? 0.0 : db;
-  dxda = g.bad ? NAN : da;
-  dxdb = g.bad ? NAN : db;
+  double da = g.sym != 0.0 ? -gq : gp, db = g.sym != 0.0 ? -gp : gq;
+  da = g.edge != 0.0 ? 0.0 : da;
+  db = g.edge != 0.0 ? 0.0 : db;
+  dxda = g.bad != 0.0 ? NAN : da;
+  dxdb = g.bad != 0.0 ? NAN : db;
 }
 
 // Scalar gradient (CUDA; the CPU kernel runs the same steps lane-parallel).
 ER_HD void grad(double x, double a, double b, double& dxda, double& dxdb) {
-  const GradSetup g = grad_setup(x, a, b);
+  GradSetup g;
+  grad_setup(x, a, b, g);
   CF s = cf_init(g.p, g.q, g.y);
   for (int m = 1; m <= kMaxCfIter; ++m)
     if (cf_iter(s, static_cast<double>(m), g.p, g.q, g.y)) break;

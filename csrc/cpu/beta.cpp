@@ -27,7 +27,7 @@ using namespace beta;
 constexpr int kW = 8;  // lanes per block: one AVX-512 register of doubles
 
 // Each lane loop must be vectorized as a loop (not fully unrolled and then only partly packed).
-#define ER_LANES _Pragma("omp simd")
+#define ER_LANES _Pragma("omp simd simdlen(8)")
 
 // Largest value below 1 and smallest normal value of the output dtype: the open-interval clamp.
 template <typename T>
@@ -38,13 +38,15 @@ constexpr double tiny() { return static_cast<double>(std::numeric_limits<T>::min
 // Gradient of kW lanes at x (already in (0,1) or on the edges), all in double.
 ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b, double* da, double* db) {
   double P[kW], Q[kW], Y[kW], LY[kW], L1Y[kW], XY[kW];
-  int64_t SYM[kW], EDGE[kW], BAD[kW], ACT[kW];
+  double SYM[kW], EDGE[kW], BAD[kW];
+  int64_t ACT[kW];
   // The continued-fraction state, one array per field (structure of arrays for the vectorizer).
   double Ap[kW], A_[kW], Bp[kW], dApp[kW], dApq[kW], dAp[kW], dAq[kW], dBpp[kW], dBpq[kW], dBp[kW], dBq[kW];
   double H[kW], dHp[kW], dHq[kW];
   ER_LANES
   for (int l = 0; l < kW; ++l) {
-    const GradSetup g = grad_setup(x[l], a[l], b[l]);
+    GradSetup g;
+    grad_setup(x[l], a[l], b[l], g);
     P[l] = g.p; Q[l] = g.q; Y[l] = g.y; LY[l] = g.ly; L1Y[l] = g.l1y; XY[l] = g.xy1;
     SYM[l] = g.sym; EDGE[l] = g.edge; BAD[l] = g.bad; ACT[l] = 1;
     const CF s = cf_init(g.p, g.q, g.y);
@@ -83,8 +85,7 @@ ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b
 // Samples of kW lanes (double x, unclamped). key[l] and idx_lo[l] give each lane's stream.
 ER_FAST_INLINE void sample_lanes(const double* a, const double* b, const PhiloxKey* key, const uint32_t* idx,
                                  double* x) {
-  double Gd[2][kW], Gc[2][kW], Glogd[2][kW], Ginv[2][kW], LG[2][kW], BT[2][kW];
-  int64_t Gboost[2][kW];
+  double Gd[2][kW], Gc[2][kW], Glogd[2][kW], Ginv[2][kW], LG[2][kW], BT[2][kW], Gboost[2][kW];
   ER_LANES
   for (int l = 0; l < kW; ++l) {
     const GammaParams ga = gamma_params(a[l]), gb = gamma_params(b[l]);
