@@ -26,10 +26,19 @@ IMPLS = {
 }
 
 
+@pytest.fixture(params=["all", "1"], ids=["threads=all", "threads=1"])
+def threads(request):
+    old = torch.get_num_threads()
+    if request.param == "1":
+        torch.set_num_threads(1)
+    yield request.param
+    torch.set_num_threads(old)
+
+
 @pytest.mark.parametrize("impl", list(IMPLS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_beta_rsample_fwd_bwd(benchmark, impl, dtype):
-    benchmark.group = f"beta_rsample fwd+bwd 1e6 {dtype}"
+def test_beta_rsample_fwd_bwd(benchmark, impl, dtype, threads):
+    benchmark.group = f"beta_rsample fwd+bwd 1e6 {dtype} threads={threads}"
     a, b = _params(dtype)
     w = torch.rand(N, dtype=dtype)
     fn = IMPLS[impl]

@@ -4,11 +4,13 @@
 // continued-fraction terms). To vectorize it anyway, elements are processed in blocks of kW lanes
 // that run the same step in lockstep, branch-free, until every lane is done; a lane that has
 // finished keeps its state (selects), so each element's result is independent of its neighbours
-// and of the thread count. Blocks are distributed with at::parallel_for.
+// and of the thread count. Chunks of blocks are handed to threads dynamically (parallel_chunks).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <atomic>
 #include <limits>
 
 #include "common/beta_math.h"
@@ -202,8 +204,21 @@ ER_FAST_CPU_CLONES void grad_f64(const double* X, const double* A, const double*
   grad_range<double>(X, A, B, DA, DB, b, e);
 }
 
-// Work per element is a few hundred flops: small grains still amortize the thread hand-off.
-constexpr int64_t kGrain = 16 * kW;
+// Threads pull chunks of kChunk elements from a shared counter (dynamic scheduling): with a
+// static split, one descheduled thread on a busy machine holds up the whole call. Results do not
+// depend on the split (each element's result depends only on its own inputs and stream).
+constexpr int64_t kChunk = 256 * kW;
+
+template <typename F>
+void parallel_chunks(int64_t n, const F& fn) {
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  std::atomic<int64_t> next{0};
+  const int64_t nt = std::min<int64_t>(at::get_num_threads(), nchunks);
+  at::parallel_for(0, nt, 1, [&](int64_t, int64_t) {
+    for (int64_t c = next.fetch_add(1); c < nchunks; c = next.fetch_add(1))
+      fn(c * kChunk, std::min(n, (c + 1) * kChunk));
+  });
+}
 
 void check_params(const at::Tensor& alpha, const at::Tensor& beta) {
   ER_CHECK_FLOAT(alpha, "alpha");
@@ -233,17 +248,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beta_rsample_cpu(const at::Tensor
   if (n == 0) return {X, DA, DB};
   const int64_t sn = nk == 1 ? n : n / nk;
   const int64_t* kp = K.data_ptr<int64_t>();
-  // Grain boundaries fall on multiples of kW only for speed; results never depend on them.
   if (A.scalar_type() == at::kFloat) {
     const float *a = A.data_ptr<float>(), *b = B.data_ptr<float>();
     float *x = X.data_ptr<float>(), *da = with_grad ? DA.data_ptr<float>() : nullptr,
           *db = with_grad ? DB.data_ptr<float>() : nullptr;
-    at::parallel_for(0, n, kGrain, [&](int64_t s, int64_t e) { sample_f32(a, b, kp, nk, sn, x, da, db, s, e); });
+    parallel_chunks(n, [&](int64_t s, int64_t e) { sample_f32(a, b, kp, nk, sn, x, da, db, s, e); });
   } else {
     const double *a = A.data_ptr<double>(), *b = B.data_ptr<double>();
     double *x = X.data_ptr<double>(), *da = with_grad ? DA.data_ptr<double>() : nullptr,
            *db = with_grad ? DB.data_ptr<double>() : nullptr;
-    at::parallel_for(0, n, kGrain, [&](int64_t s, int64_t e) { sample_f64(a, b, kp, nk, sn, x, da, db, s, e); });
+    parallel_chunks(n, [&](int64_t s, int64_t e) { sample_f64(a, b, kp, nk, sn, x, da, db, s, e); });
   }
   return {X, DA, DB};
 }
@@ -263,11 +277,11 @@ std::tuple<at::Tensor, at::Tensor> beta_rsample_grad_cpu(const at::Tensor& x, co
   if (X.scalar_type() == at::kFloat) {
     const float *xp = X.data_ptr<float>(), *a = A.data_ptr<float>(), *b = B.data_ptr<float>();
     float *da = DA.data_ptr<float>(), *db = DB.data_ptr<float>();
-    at::parallel_for(0, n, kGrain, [&](int64_t s, int64_t e) { grad_f32(xp, a, b, da, db, s, e); });
+    parallel_chunks(n, [&](int64_t s, int64_t e) { grad_f32(xp, a, b, da, db, s, e); });
   } else {
     const double *xp = X.data_ptr<double>(), *a = A.data_ptr<double>(), *b = B.data_ptr<double>();
     double *da = DA.data_ptr<double>(), *db = DB.data_ptr<double>();
-    at::parallel_for(0, n, kGrain, [&](int64_t s, int64_t e) { grad_f64(xp, a, b, da, db, s, e); });
+    parallel_chunks(n, [&](int64_t s, int64_t e) { grad_f64(xp, a, b, da, db, s, e); });
   }
   return {DA, DB};
 }
