@@ -143,6 +143,12 @@ ER_HD double use_symmetry(double x, double a, double b) {  // 1: symmetric form,
 
 constexpr int kMaxCfIter = 2000;  // pairs of CF terms; a, b <= 1e5 need at most ~360
 constexpr double kEps = 0x1p-52;
+// Stopping tolerance of the continued fraction for float32 results: they keep 24 bits, and the
+// measured error (float32 results vs float64 at the same points; a, b in [1e-2, 1e3] at quantiles
+// 1e-4 .. 1 - 1e-4, and U[0.1, 5]) stays at the output rounding, 1.3e-7, for tolerances up to
+// 1e-8 and grows to 4.9e-7 at 1e-7. 2^-30 keeps a 10x margin below that and saves ~25 % of the
+// gradient's time against 2 eps.
+constexpr double kTolF32 = 0x1p-30;
 constexpr double kSmall = 1.4916681462400413e-154;  // sqrt(DBL_MIN): guard against B = 0
 
 // The continued fraction (DLMF 8.17.22) of I_y(p,q) = y^p (1-y)^q / (p B(p,q)) * h, by the
@@ -154,6 +160,10 @@ struct CF {
   double Ap, A, Bp, B, dApp, dApq, dAp, dAq, dBpp, dBpq, dBp, dBq;  // j-1 and j; d*p/d*q: d/dp, d/dq
   double h, dhp, dhq;                                               // current h and its derivatives
 };
+
+// Stopping tolerance for results of dtype T (float32 or float64).
+template <typename T>
+ER_HD constexpr double cf_tol() { return sizeof(T) == 4 ? kTolF32 : 2.0 * kEps; }
 
 ER_HD double guard(double v) { return std::fabs(v) < kSmall ? kSmall : v; }
 
@@ -184,7 +194,8 @@ ER_HD void cf_term(CF& s, double d, double ddp, double ddq) {
 
 // Iteration m >= 1: the even term d_{2m} then the odd term d_{2m+1}, then rescale. Returns
 // whether h and both derivatives have converged (relative change below ~eps).
-ER_HD bool cf_iter(CF& s, double m, double p, double q, double y) {
+// tol: the relative change judged converged, cf_tol<T>().
+ER_HD bool cf_iter(CF& s, double m, double p, double q, double y, double tol = 2.0 * kEps) {
   const double p2m = p + 2.0 * m;
   // One division for both denominators: 1/(p2m (p2m-1)) and 1/(p2m (p2m+1)).
   const double r = 1.0 / (p2m * (p2m - 1.0) * (p2m + 1.0));
@@ -207,9 +218,9 @@ ER_HD bool cf_iter(CF& s, double m, double p, double q, double y) {
   const double h = s.A, dhp = s.dAp - h * s.dBp, dhq = s.dAq - h * s.dBq;
   // dh = dA - h dB cancels: its change is judged against the size of the terms, not of dh (else
   // rounding noise in the terms keeps lanes iterating long after convergence).
-  const bool conv = (std::fabs(h - s.h) <= 2.0 * kEps * std::fabs(h)) &
-                    (std::fabs(dhp - s.dhp) <= 2.0 * kEps * (std::fabs(s.dAp) + std::fabs(h * s.dBp))) &
-                    (std::fabs(dhq - s.dhq) <= 2.0 * kEps * (std::fabs(s.dAq) + std::fabs(h * s.dBq)));
+  const bool conv = (std::fabs(h - s.h) <= tol * std::fabs(h)) &
+                    (std::fabs(dhp - s.dhp) <= tol * (std::fabs(s.dAp) + std::fabs(h * s.dBp))) &
+                    (std::fabs(dhq - s.dhq) <= tol * (std::fabs(s.dAq) + std::fabs(h * s.dBq)));
   s.h = h;
   s.dhp = dhp;
   s.dhq = dhq;
@@ -258,12 +269,12 @@ ER_HD void grad_finish(const GradSetup& g, double h, double dhp, double dhq, dou
 }
 
 // Scalar gradient (CUDA; the CPU kernel runs the same steps lane-parallel).
-ER_HD void grad(double x, double a, double b, double& dxda, double& dxdb) {
+ER_HD void grad(double x, double a, double b, double& dxda, double& dxdb, double tol = 2.0 * kEps) {
   GradSetup g;
   grad_setup(x, a, b, g);
   CF s = cf_init(g.p, g.q, g.y);
   for (int m = 1; m <= kMaxCfIter; ++m)
-    if (cf_iter(s, static_cast<double>(m), g.p, g.q, g.y)) break;
+    if (cf_iter(s, static_cast<double>(m), g.p, g.q, g.y, tol)) break;
   grad_finish(g, s.h, s.dhp, s.dhq, dxda, dxdb);
 }
 

@@ -38,7 +38,7 @@ template <typename T>
 constexpr double tiny() { return static_cast<double>(std::numeric_limits<T>::min()); }
 
 // Gradient of kW lanes at x (already in (0,1) or on the edges), all in double.
-ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b, double* da, double* db) {
+ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b, double* da, double* db, double tol) {
   double P[kW], Q[kW], Y[kW], LY[kW], L1Y[kW], XY[kW];
   double SYM[kW], EDGE[kW], BAD[kW];
   int64_t ACT[kW];
@@ -62,7 +62,7 @@ ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b
     for (int l = 0; l < kW; ++l) {
       CF s{Ap[l], A_[l], Bp[l], 1.0, dApp[l], dApq[l], dAp[l], dAq[l], dBpp[l], dBpq[l], dBp[l], dBq[l],
            H[l], dHp[l], dHq[l]};
-      const bool conv = cf_iter(s, md, P[l], Q[l], Y[l]);
+      const bool conv = cf_iter(s, md, P[l], Q[l], Y[l], tol);
       const bool act = ACT[l] != 0;  // finished lanes keep their state
       Ap[l] = act ? s.Ap : Ap[l]; A_[l] = act ? s.A : A_[l]; Bp[l] = act ? s.Bp : Bp[l];
       dApp[l] = act ? s.dApp : dApp[l]; dApq[l] = act ? s.dApq : dApq[l];
@@ -157,7 +157,7 @@ ER_FAST_INLINE void sample_range(const T* A, const T* B, const int64_t* keys, in
     for (int l = 0; l < n; ++l) X[i0 + l] = static_cast<T>(x[l]);
     if (DA != nullptr) {
       double da[kW], db[kW];
-      grad_lanes(x, a, b, da, db);
+      grad_lanes(x, a, b, da, db, cf_tol<T>());
       for (int l = 0; l < n; ++l) {
         DA[i0 + l] = static_cast<T>(da[l]);
         DB[i0 + l] = static_cast<T>(db[l]);
@@ -178,7 +178,7 @@ ER_FAST_INLINE void grad_range(const T* X, const T* A, const T* B, T* DA, T* DB,
       a[l] = static_cast<double>(A[i]);
       b[l] = static_cast<double>(B[i]);
     }
-    grad_lanes(x, a, b, da, db);
+    grad_lanes(x, a, b, da, db, cf_tol<T>());
     for (int l = 0; l < n; ++l) {
       DA[i0 + l] = static_cast<T>(da[l]);
       DB[i0 + l] = static_cast<T>(db[l]);

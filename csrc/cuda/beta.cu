@@ -35,7 +35,7 @@ __global__ void beta_sample_kernel(const T* __restrict__ A, const T* __restrict_
     X[i] = static_cast<T>(x);
     if (DA != nullptr) {
       double da, db;
-      beta::grad(x, a, b, da, db);
+      beta::grad(x, a, b, da, db, beta::cf_tol<T>());
       DA[i] = static_cast<T>(da);
       DB[i] = static_cast<T>(db);
     }
@@ -48,7 +48,8 @@ __global__ void beta_grad_kernel(const T* __restrict__ X, const T* __restrict__ 
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     double da, db;
-    beta::grad(static_cast<double>(X[i]), static_cast<double>(A[i]), static_cast<double>(B[i]), da, db);
+    beta::grad(static_cast<double>(X[i]), static_cast<double>(A[i]), static_cast<double>(B[i]), da, db,
+               beta::cf_tol<T>());
     DA[i] = static_cast<T>(da);
     DB[i] = static_cast<T>(db);
   }
