@@ -163,11 +163,7 @@ def _embedding(out: str, p: dict, rank: int, prog: Progress):
             atomic_write_json(os.path.join(out, "embedding_quality.json"), quality)
             save_tensors(path, state)  # written last: its presence marks the unit done
             prog.log(f"embedding: trained, quality {quality}")
-        else:
-            prog.update(p["wae_steps"])
     state = dist.broadcast(state)
-    if rank != 0:
-        prog.update(p["wae_steps"])
     return load_embedding(state).to(p["device"], _dtype(p))
 
 
@@ -224,9 +220,9 @@ def run(args) -> int:
     units = _units(p)
     mine = units[rank::world]
     needs_f = any(get_spec(m).embed == "learned" for m in p["models"])
-    total = (p["wae_steps"] if needs_f else 0) + p["steps"] * sum(
-        1 for m, s in mine for _ in s if not os.path.exists(os.path.join(out, _unit_name(m, s) + ".json"))
-    ) // 1
+    todo = [u for u in mine if not os.path.exists(os.path.join(out, _unit_name(*u) + ".json"))]
+    f_todo = needs_f and rank == 0 and not os.path.exists(os.path.join(out, "embedding.safetensors"))
+    total = (p["wae_steps"] if f_todo else 0) + p["steps"] * len(todo)
     prog = Progress(total, "table1", enabled=not args.no_progress)
     prefix = f"[rank {rank}/{world}] " if world > 1 else ""
     data = ToyData("circle", map_seed=p["map_seed"], noise_std=p["noise_std"], test_size=p["test_points"],
