@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--chunk", type=int, help=f"seeds trained together in one unit of work (default {DEFAULTS['chunk']})")
     t.add_argument("--dtype", choices=["float32", "float64"], help=f"training dtype (default {DEFAULTS['dtype']})")
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device (default cpu)")
+    t.add_argument("--workers", type=int, help="worker processes on CPU, one thread each (default: number of CPUs; "
+                   "1 under torchrun). Results do not depend on it")
     t.add_argument("--quick", action="store_true", help="a few seeds and short training: every row in about a minute")
     t.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
 

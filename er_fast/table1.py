@@ -8,6 +8,7 @@ and of a run sharded over any number of torchrun processes.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -142,16 +143,15 @@ def _unit_name(model: str, seeds: List[int]) -> str:
     return os.path.join("units", model, f"seeds-{seeds[0]:05d}-{seeds[-1]:05d}")
 
 
-def _embedding(out: str, p: dict, rank: int, prog: Progress):
-    """The learned f: trained once by rank 0, saved as safetensors, shared with the other ranks."""
-    from .wae import load_embedding, train_embedding
+def _embedding_state(out: str, p: dict, rank: int, prog: Progress) -> None:
+    """Learn f once (rank 0) and leave it in DIR/embedding.safetensors on every rank."""
+    from .wae import train_embedding
 
     path = os.path.join(out, "embedding.safetensors")
     state = None
     if rank == 0:
         if os.path.exists(path):
-            state = load_tensors(path)
-            prog.log(f"embedding: loaded {path}")
+            prog.log(f"embedding: {path} exists, reused")
         else:
             prog.set_description("WAE embedding")
             f, quality = train_embedding(
@@ -159,24 +159,54 @@ def _embedding(out: str, p: dict, rank: int, prog: Progress):
                 width=p["wae_width"], seed=p["wae_seed"], device=p["device"], dtype=_dtype(p),
                 progress=lambda _s: prog.update(1),
             )
-            state = {k: v.detach().cpu() for k, v in f.state_dict().items()}
             atomic_write_json(os.path.join(out, "embedding_quality.json"), quality)
-            save_tensors(path, state)  # written last: its presence marks the unit done
-            prog.log(f"embedding: trained, quality {quality}")
+            save_tensors(path, f.state_dict())  # written last: its presence marks the unit done
+            prog.log(f"embedding: trained; quality {json.dumps(quality)}")
+        state = load_tensors(path)
+    # Other ranks get the tensors (no shared file system needed) and keep their own copy.
     state = dist.broadcast(state)
-    return load_embedding(state).to(p["device"], _dtype(p))
+    if rank != 0 and not os.path.exists(path):
+        save_tensors(path, state)
 
 
-def _run_unit(p: dict, model_id: str, seeds: List[int], data, embedding, prog: Progress) -> dict:
+# Per-process caches: a worker process builds the data set and loads f once for all its units.
+_CACHE: Dict[str, object] = {}
+
+
+def _worker_init(counter) -> None:
+    """Pool worker: one thread, and training steps counted in a counter the parent shows."""
+    torch.set_num_threads(1)
+
+    def tick():
+        with counter.get_lock():
+            counter.value += 1
+
+    _CACHE["tick"] = tick
+
+
+def _do_unit(out: str, p: dict, model_id: str, seeds: List[int]) -> dict:
+    """Train and evaluate one unit, write its files atomically, return its result."""
+    from .data import ToyData
     from .evaluate import evaluate
     from .models import get_spec
     from .train import train_seeds
+    from .wae import load_embedding
 
-    spec = get_spec(model_id)
+    if "data" not in _CACHE:
+        _CACHE["data"] = ToyData("circle", map_seed=p["map_seed"], noise_std=p["noise_std"],
+                                 test_size=p["test_points"], test_seed=p["test_seed"], device=p["device"],
+                                 dtype=_dtype(p))
+    data = _CACHE["data"]
+    embedding = None
+    if get_spec(model_id).embed == "learned":
+        if "f" not in _CACHE:
+            f = load_embedding(load_tensors(os.path.join(out, "embedding.safetensors")))
+            _CACHE["f"] = f.to(p["device"], _dtype(p))
+        embedding = _CACHE["f"]
     trained = train_seeds(
         model_id, seeds, data, steps=p["steps"], batch_size=p["batch_size"], lr=p["lr"], width=p["width"],
-        embedding=embedding if spec.embed == "learned" else None, device=p["device"], dtype=_dtype(p),
-        log_every=max(1, p["steps"] // 50), progress=lambda _s: prog.update(1),
+        embedding=embedding, device=p["device"], dtype=_dtype(p),
+        log_every=max(1, p["steps"] // 50), progress=lambda _s: _CACHE["tick"](),
     )
     ev = evaluate(trained, data.x_test[: p["test_points"]], iwae_k=p["iwae_k"], iwae_points=p["iwae_points"])
     model = trained.model
@@ -184,7 +214,7 @@ def _run_unit(p: dict, model_id: str, seeds: List[int], data, embedding, prog: P
         x4 = data.x_test[:4].to(p["device"], _dtype(p)).unsqueeze(0).expand(model.S, -1, -1)
         post = model.encode(x4)
         recon = model.decoder(model.decoder_input(model.posterior_mean(post), post["theta"]))[0]
-    return {
+    res = {
         "model": model_id,
         "seeds": seeds,
         "elbo": ev["elbo"].tolist(),
@@ -195,13 +225,50 @@ def _run_unit(p: dict, model_id: str, seeds: List[int], data, embedding, prog: P
         "curve_elbo": trained.curves["elbo"].T.tolist(),  # (S, L)
         "recon_first_seed": recon.cpu().double().tolist(),
         "train_seconds": trained.train_seconds,
-    }, trained
+    }
+    name = os.path.join(out, _unit_name(model_id, seeds))
+    save_tensors(name + ".safetensors", model.state_dict())
+    atomic_write_json(name + ".json", res)  # last: marks the unit done
+    return res
+
+
+def _run_units(out: str, p: dict, todo: List[tuple], workers: int, prog: Progress, prefix: str) -> None:
+    if workers <= 1:
+        _CACHE["tick"] = lambda: prog.update(1)
+        for model_id, seeds in todo:
+            prog.set_description(f"{prefix}{model_id} seeds {seeds[0]}-{seeds[-1]}")
+            _do_unit(out, p, model_id, seeds)
+        return
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    counter = ctx.Value("q", 0)
+    seen = 0
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(counter,)) as pool:
+        futs = {pool.submit(_do_unit, out, p, m, s): (m, s) for m, s in todo}
+        pending = set(futs)
+        prog.set_description(f"{prefix}{len(todo)} units on {workers} worker processes")
+        while pending:
+            done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            now = counter.value
+            prog.update(now - seen)
+            seen = now
+            for fut in done:
+                m, s = futs[fut]
+                fut.result()  # re-raise a worker's error
+                prog.log(f"{prefix}{m} seeds {s[0]}-{s[-1]} done")
 
 
 def run(args) -> int:
     p = build_protocol(args)
     validate(p)
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1) if p["device"] == "cpu" else 1
+    if workers < 1:
+        raise UsageError(f"--workers must be a positive integer, got {workers}")
     rank, world = dist.init(p["device"])
+    if world > 1:
+        workers = 1  # torchrun's processes are the parallelism
     out = os.path.abspath(args.out)
     err = None
     if rank == 0:
@@ -212,8 +279,10 @@ def run(args) -> int:
     err = dist.broadcast(err)
     if err is not None:
         raise UsageError(err)
+    if p["device"] == "cpu":
+        # One thread per process, always: results then do not depend on --workers or world size.
+        torch.set_num_threads(1)
 
-    from .data import ToyData
     from .models import get_spec
 
     t0 = time.time()
@@ -225,31 +294,22 @@ def run(args) -> int:
     total = (p["wae_steps"] if f_todo else 0) + p["steps"] * len(todo)
     prog = Progress(total, "table1", enabled=not args.no_progress)
     prefix = f"[rank {rank}/{world}] " if world > 1 else ""
-    data = ToyData("circle", map_seed=p["map_seed"], noise_std=p["noise_std"], test_size=p["test_points"],
-                   test_seed=p["test_seed"], device=p["device"], dtype=_dtype(p))
-    embedding = _embedding(out, p, rank, prog) if needs_f else None
-
-    results = {}
-    for model_id, seeds in mine:
-        name = _unit_name(model_id, seeds)
-        path = os.path.join(out, name + ".json")
-        if os.path.exists(path):
-            results[name] = read_json(path)
-            prog.log(f"{prefix}{model_id} seeds {seeds[0]}-{seeds[-1]}: done earlier, skipped")
-            continue
-        prog.set_description(f"{prefix}{model_id} seeds {seeds[0]}-{seeds[-1]}")
-        res, trained = _run_unit(p, model_id, seeds, data, embedding, prog)
-        save_tensors(os.path.join(out, name + ".safetensors"), trained.model.state_dict())
-        atomic_write_json(path, res)  # last: marks the unit done
-        results[name] = res
+    if len(todo) < len(mine):
+        prog.log(f"{prefix}resuming: {len(mine) - len(todo)} of {len(mine)} units done earlier")
+    if needs_f:
+        _embedding_state(out, p, rank, prog)
+    _run_units(out, p, todo, workers, prog, prefix)
     prog.close()
 
+    dist.barrier()
+    mine_results = {_unit_name(m, s): read_json(os.path.join(out, _unit_name(m, s) + ".json")) for m, s in mine}
     merged = {}
-    for part in dist.gather(results):
+    for part in dist.gather(mine_results):
         merged.update(part)
     if rank == 0:
         write_outputs(out, p, [merged[_unit_name(m, s)] for m, s in units], time.time() - t0)
-        print(open(os.path.join(out, "table.md")).read())
+        if not args.no_progress:
+            print(open(os.path.join(out, "table.md")).read())
     dist.barrier()
     dist.shutdown()
     return 0
