@@ -10,44 +10,17 @@ import pytest
 import torch
 
 import er_fast
+from er_fast.baselines import circle_rotate_eager, circle_rotate_matmul, rotate_eager, rotate_matmul
 
 N = 1_000_000
 
 
-def eager_circle_rotate_matmul(z, theta):
-    """cos/sin of 2 pi z, then a 2x2 rotation matrix from cos/sin theta, applied with matmul."""
-    a = 2 * math.pi * z
-    p = torch.stack((torch.cos(a), torch.sin(a)), -1)  # (..., k, 2)
-    c, s = torch.cos(theta), torch.sin(theta)
-    rot = torch.stack((torch.stack((c, -s), -1), torch.stack((s, c), -1)), -2)  # (..., k, 2, 2)
-    return (rot @ p.unsqueeze(-1)).squeeze(-1)
-
-
-def eager_circle_rotate_elementwise(z, theta):
-    a = 2 * math.pi * z
-    x, y = torch.cos(a), torch.sin(a)
-    c, s = torch.cos(theta), torch.sin(theta)
-    return torch.stack((c * x - s * y, s * x + c * y), -1)
-
-
-def eager_rotate_matmul(p, theta):
-    c, s = torch.cos(theta), torch.sin(theta)
-    rot = torch.stack((torch.stack((c, -s), -1), torch.stack((s, c), -1)), -2)  # (..., 2, 2)
-    return (rot @ p.unsqueeze(-1)).squeeze(-1)
-
-
-def eager_rotate_elementwise(p, theta):
-    c, s = torch.cos(theta), torch.sin(theta)
-    x, y = p[..., 0], p[..., 1]
-    return torch.stack((c * x - s * y, s * x + c * y), -1)
-
-
 CIRCLE = {
     "er_fast": er_fast.circle_embed,
-    "eager_matmul": eager_circle_rotate_matmul,
-    "eager_elementwise": eager_circle_rotate_elementwise,
+    "eager_matmul": circle_rotate_matmul,
+    "eager_elementwise": circle_rotate_eager,
 }
-ROTATE = {"er_fast": er_fast.so2_rotate, "eager_matmul": eager_rotate_matmul, "eager_elementwise": eager_rotate_elementwise}
+ROTATE = {"er_fast": er_fast.so2_rotate, "eager_matmul": rotate_matmul, "eager_elementwise": rotate_eager}
 
 
 def _fwd_bwd(fn, args, grad):
