@@ -89,8 +89,7 @@ def evaluate(
         means.append(model.posterior_mean(post).double())
         for _ in range(elbo_samples):
             z, _ = model.sample_z(post, gens)
-            mean = model.decoder(model.decoder_input(z, post["theta"]))
-            rec_sum += model.log_lik(xb, mean).double().sum(1) / elbo_samples
+            rec_sum += model.log_lik(xb, model.decoder_input(z, post["theta"])).double().sum(1) / elbo_samples
     rec, kl = rec_sum / N, kl_sum / N
     mu = torch.cat(means, 1)  # (S, N, n)
     active = (mu.var(1, unbiased=False) > 0.01).sum(-1)
