@@ -35,7 +35,7 @@ def extensions():
     # torch's wheels ship libgomp.so.1, so -fopenmp here joins torch's OpenMP runtime
     # (the at::parallel_for in headers is a no-op without it).
     cxx = ["-O0", "-g"] if debug else ["-O3"]
-    cxx += ["-std=c++17", "-fopenmp", "-DAT_PARALLEL_OPENMP", "-fno-math-errno"]
+    cxx += ["-std=c++20", "-fopenmp", "-DAT_PARALLEL_OPENMP", "-fno-math-errno"]
     link = ["-fopenmp"]
     include_dirs = [os.path.join(ROOT, "csrc")]
     if not want_cuda():
@@ -44,7 +44,7 @@ def extensions():
     if not torch.cuda.is_available() and "TORCH_CUDA_ARCH_LIST" not in os.environ:
         os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0"
     sources += sorted(glob.glob("csrc/cuda/*.cu"))
-    nvcc = ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"] if not debug else ["-O0", "-g", "-G"]
+    nvcc = ["-O3", "-std=c++20", "-lineinfo"] if not debug else ["-O0", "-g", "-G"]
     # CUDA builds of torch keep cusparse.h etc. under site-packages/nvidia/*/include.
     site = os.path.dirname(os.path.dirname(torch.__file__))
     include_dirs += sorted(glob.glob(os.path.join(site, "nvidia", "*", "include")))

@@ -20,4 +20,13 @@ TORCH_LIBRARY(er_fast, m) {
         " -> (Tensor, Tensor, Tensor)");
   // Beta ops (issue 3) go here.
   // Circle / SO(2) ops (issue 4) go here.
+  // circle_embed: z (..., k) -> (..., k, 2) = R(theta) (cos 2 pi z, sin 2 pi z), z reduced mod 1
+  // first; theta (optional) broadcasts to z's shape. so2_rotate: p (..., 2) rotated by theta,
+  // theta broadcastable to p.shape[:-1]. The backward ops take the forward's output and return
+  // (grad wrt z or p, grad wrt theta at the broadcast shape); an output not asked for is empty.
+  m.def("circle_embed(Tensor z, Tensor? theta) -> Tensor");
+  m.def("circle_embed_backward(Tensor grad, Tensor out, bool grad_z, bool grad_theta) -> (Tensor, Tensor)");
+  m.def("so2_rotate(Tensor p, Tensor theta) -> Tensor");
+  m.def("so2_rotate_backward(Tensor grad, Tensor out, Tensor theta, bool grad_p, bool grad_theta)"
+        " -> (Tensor, Tensor)");
 }
