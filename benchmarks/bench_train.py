@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 import warnings
 
@@ -129,22 +130,27 @@ def flops_per_seed_step(model_id: str, width: int, depth: int = 2, batch: int = 
 
 
 def machine_gflops(n: int = 2048, reps: int = 10) -> float:
+    """float32 rate of a big matmul; timed in process CPU time with one thread (an idle core's
+    rate on a shared machine), in wall time otherwise."""
+    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    t = time.perf_counter()
+    t = clock()
     for _ in range(reps):
         a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+    return 2 * n**3 * reps / (clock() - t) / 1e9
 
 
-def seed_steps_per_s(model_id: str, S: int, width: int, steps: int = 10, batch: int = 128, embedding=None) -> float:
+def seed_steps_per_s(model_id: str, S: int, width: int, steps: int = 10, batch: int = 128, embedding=None):
+    """(wall, cpu) seed-steps per second of Trainer.step at S seeds. CPU time is the process's: with
+    one thread it is what an idle core would take, whatever else shares the machine."""
     tr = Trainer(model_id, list(range(S)), _data(), width=width, batch_size=batch, embedding=embedding)
     for _ in range(2):
         tr.step()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(steps):
         tr.step()
-    return S * steps / (time.perf_counter() - t)
+    return S * steps / (time.perf_counter() - t), S * steps / (time.process_time() - c)
 
 
 def main():
@@ -159,17 +165,21 @@ def main():
     from er_fast.wae import Embedding
 
     gf = machine_gflops()
-    print(f"torch threads {torch.get_num_threads()}; big-matmul rate {gf:.0f} GFLOP/s (float32, 2048^3)")
+    print(f"torch threads {torch.get_num_threads()}; big-matmul rate {gf:.0f} GFLOP/s (float32, 2048^3); "
+          f"load average {os.getloadavg()[0]:.1f}")
     ids = [s.id for s in list_models()] if args.models == "all" else args.models.split(",")
-    print(f"| model | width | S | seed-steps/s | matmul GFLOP/seed-step | floor seed-steps/s | % of floor |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | width | S | seed-steps/s (wall) | seed-steps/s (cpu time) | matmul MFLOP/seed-step "
+          "| matmul floor seed-steps/s | rate / floor (cpu time with 1 thread, else wall) |")
+    print("|---|---|---|---|---|---|---|---|")
     for width in (128, 64):
         for mid in ids:
             emb = Embedding(1, 2, 64, 2).requires_grad_(False) if get_spec(mid).embed == "learned" else None
-            r = seed_steps_per_s(mid, args.S, width, embedding=emb)
+            wall, cpu = seed_steps_per_s(mid, args.S, width, embedding=emb)
             fl = flops_per_seed_step(mid, width)
             floor = gf * 1e9 / fl
-            print(f"| {mid} | {width} | {args.S} | {r:.0f} | {fl / 1e6:.1f} M | {floor:.0f} | {100 * r / floor:.0f}% |", flush=True)
+            rate = cpu if torch.get_num_threads() == 1 else wall
+            print(f"| {mid} | {width} | {args.S} | {wall:.0f} | {cpu:.0f} | {fl / 1e6:.1f} | {floor:.0f} "
+                  f"| {100 * rate / floor:.0f}% |", flush=True)
 
 
 if __name__ == "__main__":

@@ -52,9 +52,9 @@ def evaluate(
     *,
     iwae_k: int = 1000,
     iwae_points: int = 100,
-    chunk: int = 8192,
+    chunk: int = 256,
     elbo_samples: int = 1,
-    elbo_batch: int = 2000,
+    elbo_batch: int = 256,
     generators: Sequence[torch.Generator] | None = None,
 ) -> dict:
     """Evaluate every seed of ``trained`` on x_test ((N, D), shared, or (S, N, D)).

@@ -79,10 +79,9 @@ def get_spec(model_id: str) -> ModelSpec:
 # closed-form pieces
 # -------------------------------------------------------------------------------------------------
 def kl_beta_uniform(alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """KL(Beta(α, β) ‖ Uniform[0,1]) = −H(Beta(α, β)), elementwise, in float64, cast back.
-
-    = log B(α,β) ... negated entropy:  −log B(α,β) + (α−1)ψ(α) + (β−1)ψ(β) − (α+β−2)ψ(α+β) ≥ 0.
-    """
+    """KL(Beta(α, β) ‖ Uniform[0,1]) = −H(Beta(α, β))
+    = −log B(α,β) + (α−1)ψ(α) + (β−1)ψ(β) − (α+β−2)ψ(α+β) ≥ 0 (0 at α = β = 1),
+    elementwise, computed in float64 and cast back."""
     a, b = alpha.double(), beta.double()
     ab = a + b
     lbeta = torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(ab)
@@ -225,7 +224,7 @@ def _sq_err_forward(target, k: int, h, wb):
         c = target - b
     else:
         c = torch.sub(target.unsqueeze(2).expand(S, P, k, D), b.unsqueeze(1)).view(S, P * k, D)
-    r = torch.baddbmm(c, acts[-1], w, alpha=-1.0)  # target − b − a·W
+    r = c.baddbmm_(acts[-1], w, alpha=-1.0)  # target − b − a·W, in place on the fresh c (no copy)
     return acts, r
 
 
