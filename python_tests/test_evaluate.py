@@ -1,5 +1,4 @@
 """er_fast.evaluate: ELBO, IWAE (against 1-d quadrature of log p(x)), active units."""
-import copy
 import math
 
 import numpy as np
@@ -8,7 +7,8 @@ import torch
 
 from er_fast.data import ToyData
 from er_fast.evaluate import evaluate
-from er_fast.train import seed_generators, train_seeds
+from er_fast.models import StackedVAE
+from er_fast.train import TrainedModels, seed_generators, train_seeds
 
 
 @pytest.fixture(scope="module")
@@ -19,47 +19,46 @@ def trained():
     return d, tr
 
 
+def _synthetic(S=2, D=100, P=16, sigma=0.01):
+    """er-proj-1d with a random decoder, σ = 0.01, and data drawn from that decoder at z0 ~ U(0,1)
+    plus N(0, σ²) noise: a sharp likelihood in z. The encoder is cut off so q(z|x) = Beta(2, 2) for
+    every x — a poor proposal, deterministic whatever the sampler's random stream."""
+    m = StackedVAE("er-proj-1d", S, data_dim=D, width=32, init_generators=seed_generators(range(S), "init"),
+                   dtype=torch.float64, log_sigma_init=math.log(sigma))
+    with torch.no_grad():
+        m.encoder.weights[-1].zero_()
+        m.encoder.biases[-1].fill_(math.log(math.expm1(2.0 - m.beta_floor)))
+        g = torch.Generator().manual_seed(0)
+        z0 = torch.rand(S, P, 1, generator=g, dtype=torch.float64)
+        mean = m.decoder(m.decoder_input(z0, None))
+        x = mean + sigma * torch.randn(mean.shape, generator=g, dtype=torch.float64)
+    return TrainedModels(m, list(range(S)), {}, {}), x
+
+
 def _log_px_quadrature(tr, x, grid=20000):
-    """log p(x) = log ∫_0^1 p(x|z) dz (uniform prior, 1-d latent), midpoint rule."""
+    """log p(x) = log ∫_0^1 p(x|z) dz (uniform prior, 1-d latent), midpoint rule, mean over points.
+    x (S, P, D)."""
     m = tr.model
-    S, P = m.S, x.shape[0]
+    S, P = x.shape[:2]
     z = ((torch.arange(grid, dtype=torch.float64) + 0.5) / grid).view(1, 1, grid, 1).expand(S, P, grid, 1)
     with torch.no_grad():
-        h = m.decoder_input(z.reshape(S, P * grid, 1), None)
-        ll = m.log_lik(x.unsqueeze(0).expand(S, -1, -1), h, grid).view(S, P, grid)
-    return torch.logsumexp(ll, -1) - math.log(grid)  # (S, P)
+        ll = m.log_lik(x, m.decoder_input(z.reshape(S, P * grid, 1), None), grid).view(S, P, grid)
+    return (torch.logsumexp(ll, -1) - math.log(grid)).mean(1).numpy()  # (S,)
 
 
-def test_iwae_tight_against_quadrature(trained):
-    d, tr = trained
-    P = 8
-    logpx = _log_px_quadrature(tr, d.x_test[:P]).mean(1).numpy()
-    res = {k: evaluate(tr, d.x_test, iwae_k=k, iwae_points=P, chunk=512) for k in (1, 2000)}
-    for k, r in res.items():
-        # log-sum-exp ≥ mean on the same samples (Jensen): exact, for every seed
+def test_iwae_against_quadrature():
+    tr, x = _synthetic()
+    logpx = _log_px_quadrature(tr, x)
+    res = {k: evaluate(tr, x, iwae_k=k, iwae_points=x.shape[1], chunk=4096) for k in (1, 10, 100, 1000)}
+    for r in res.values():
+        # log-mean-exp ≥ mean on the same samples (Jensen): exact, for every seed
         assert (r["iwae"] >= r["elbo_iwae_points"] - 1e-9).all()
-        assert (r["iwae"] <= logpx + 0.5).all(), (k, r["iwae"], logpx)
+        assert (r["iwae"] <= logpx + 0.5).all(), (r["iwae"], logpx)
     np.testing.assert_allclose(res[1]["iwae"], res[1]["elbo_iwae_points"], rtol=1e-12)
-    # a tight bound at K = 2000 for a 1-d latent with a trained posterior
-    assert (np.abs(res[2000]["iwae"] - logpx) < 1.0).all(), (res[2000]["iwae"], logpx)
-    # the ELBO (all points, closed-form KL) is below log p(x) too, on average
-    assert (res[1]["elbo"] < logpx + 5).all()
-
-
-def test_iwae_grows_with_k(trained):
-    """With a poor proposal (q(z|x) = Beta(2, 2) for every x) the ELBO is far below log p(x) and the
-    IWAE bound climbs towards it as K grows."""
-    d, tr = trained
-    tr = copy.deepcopy(tr)
-    with torch.no_grad():
-        tr.model.encoder.weights[-1].zero_()
-        tr.model.encoder.biases[-1].fill_(math.log(math.expm1(2.0 - tr.model.beta_floor)))
-    P = 8
-    logpx = _log_px_quadrature(tr, d.x_test[:P]).mean(1).numpy()
-    iw = np.stack([evaluate(tr, d.x_test, iwae_k=k, iwae_points=P, chunk=4096)["iwae"] for k in (1, 10, 100, 1000)])
-    assert (np.diff(iw, axis=0) > 0).all(), iw
-    assert (iw <= logpx + 0.5).all(), (iw, logpx)
-    assert (iw[0] < logpx - 20).all()  # the ELBO of a bad proposal is far from log p(x)
+    iw = np.stack([res[k]["iwae"] for k in (1, 10, 100, 1000)])
+    assert (np.diff(iw, axis=0) > 0.1).all(), iw  # grows with K (by hundreds of nats at first)
+    assert (iw[0] < logpx - 100).all()  # the ELBO of a poor proposal is far below log p(x) ...
+    assert (np.abs(iw[-1] - logpx) < 0.5).all(), (iw[-1], logpx)  # ... K = 1000 closes the gap
 
 
 def test_chunking_is_statistically_neutral(trained):

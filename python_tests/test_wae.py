@@ -36,7 +36,7 @@ def test_quality_metrics_on_known_maps():
 
 
 def test_short_wae_learns_a_circle_embedding():
-    f, q = train_embedding("circle", steps=1000, restarts=1, seed=1)  # ~5 s
+    f, q = train_embedding("circle", steps=1000, restarts=2, seed=1)  # ~10 s; 2 restarts guard against a fold
     # stated bounds for this short run (README, section Library): close to S¹, most of it covered
     # once, f(0) near f(1), and no fold
     assert q["dist_mean"] < 0.1 and q["dist_max"] < 0.3, q
