@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ._util import check_threads, intra_op_threads
 from .train import TrainedModels, _pos_int, seed_generators
 
 
@@ -58,6 +59,7 @@ def evaluate(
     elbo_samples: int = 1,
     elbo_batch: int = 256,
     generators: Sequence[torch.Generator] | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Evaluate every seed of ``trained`` on x_test ((N, D), shared, or (S, N, D)).
 
@@ -65,9 +67,15 @@ def evaluate(
     elbo_iwae_points, active_units (int), sigma (the likelihood's σ), finite (bool: every number of
     that seed is finite). All randomness from one 'eval' generator per seed (reproducible, and
     independent of which other seeds share the batch), unless ``generators`` is given.
+    ``threads``: torch intra-op threads for the call (restored after; None = leave as is).
     """
     if not isinstance(trained, TrainedModels):
         raise ValueError(f"trained must be a TrainedModels, got {type(trained).__name__}")
+    with intra_op_threads(check_threads(threads)):
+        return _evaluate(trained, x_test, iwae_k, iwae_points, chunk, elbo_samples, elbo_batch, generators)
+
+
+def _evaluate(trained, x_test, iwae_k, iwae_points, chunk, elbo_samples, elbo_batch, generators) -> dict:
     model = trained.model
     iwae_k, iwae_points = _pos_int("iwae_k", iwae_k), _pos_int("iwae_points", iwae_points)
     chunk, elbo_samples, elbo_batch = _pos_int("chunk", chunk), _pos_int("elbo_samples", elbo_samples), _pos_int("elbo_batch", elbo_batch)

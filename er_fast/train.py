@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._util import check_threads, intra_op_threads
 from .data import ToyData
 from .models import StackedVAE, get_spec
 from .wae import load_embedding
@@ -187,6 +188,7 @@ class Trainer:
         clip_norm: Optional[float] = None,
         adam_betas=(0.9, 0.999),
         adam_eps: float = 1e-8,
+        threads: Optional[int] = None,
     ):
         spec = get_spec(model_id)
         seeds = _check_seeds(seeds)
@@ -202,6 +204,7 @@ class Trainer:
         self.device, self.dtype = torch.device(device), dtype
         self.seeds, self.data, self.batch_size = seeds, data, batch_size
         self.clip_norm, self.log_every = clip_norm, log_every
+        self.threads = check_threads(threads)
         S = len(seeds)
         self.model = StackedVAE(spec, S, data_dim=data.dim_x, width=width, depth=depth,
                                 init_generators=seed_generators(seeds, "init"), embedding=embedding,
@@ -239,8 +242,12 @@ class Trainer:
 
     def run(self, steps: int, progress: Optional[Callable[[int], None]] = None) -> None:
         """``steps`` more steps, logging the window-mean batch ELBO every log_every steps (and at the
-        end); ``progress(step)`` after each step."""
+        end); ``progress(step)`` after each step; with ``threads`` intra-op threads if set."""
         steps = _pos_int("steps", steps)
+        with intra_op_threads(self.threads):
+            self._run(steps, progress)
+
+    def _run(self, steps: int, progress) -> None:
         t0 = time.perf_counter()
         end = self.steps_done + steps
         while self.steps_done < end:
@@ -284,6 +291,7 @@ def train_seeds(
     clip_norm: Optional[float] = None,
     adam_betas=(0.9, 0.999),
     adam_eps: float = 1e-8,
+    threads: Optional[int] = None,
 ) -> TrainedModels:
     """Train len(seeds) independent seeds of ``model_id`` on ``data`` as one stacked model.
 
@@ -292,13 +300,14 @@ def train_seeds(
     ELBO (mean over its batch). ``width``/``depth``: hidden width and number of hidden layers of
     encoder and decoder. ``embedding``: the frozen learned f for the 'learned' models (shared by
     all seeds). ``progress(step)`` is called after each step (1..steps). ``clip_norm``: optional
-    per-seed gradient-norm clipping (off by default). Returns a TrainedModels (stacked model,
-    per-seed training curves, config).
+    per-seed gradient-norm clipping (off by default). ``threads``: torch intra-op threads while
+    training (restored after; None = leave as is; on a shared machine 1 thread per process is
+    the robust choice). Returns a TrainedModels (stacked model, per-seed training curves, config).
     """
     _pos_int("steps", steps)
     tr = Trainer(model_id, seeds, data, batch_size=batch_size, lr=lr, width=width, depth=depth, embedding=embedding,
                  device=device, dtype=dtype, log_every=log_every, beta_floor=beta_floor,
                  log_sigma_init=log_sigma_init, sigma_floor=sigma_floor, clip_norm=clip_norm,
-                 adam_betas=adam_betas, adam_eps=adam_eps)
+                 adam_betas=adam_betas, adam_eps=adam_eps, threads=threads)
     tr.run(steps, progress)
     return tr.result()

@@ -15,7 +15,7 @@ from er_fast.train import TrainedModels, seed_generators, train_seeds
 def trained():
     d = ToyData(test_size=64, dtype=torch.float64)
     tr = train_seeds("er-proj-1d", [0, 1], d, steps=600, batch_size=64, width=32, lr=3e-3, log_every=100,
-                     dtype=torch.float64)
+                     dtype=torch.float64, threads=1)
     return d, tr
 
 
@@ -102,7 +102,8 @@ def test_active_units():
 
 def test_bad_arguments(trained):
     d, tr = trained
-    for kw in (dict(iwae_k=0), dict(iwae_points=0), dict(chunk=-1), dict(elbo_samples=0), dict(iwae_k=2.5)):
+    for kw in (dict(iwae_k=0), dict(iwae_points=0), dict(chunk=-1), dict(elbo_samples=0), dict(iwae_k=2.5),
+               dict(threads=0)):
         with pytest.raises(ValueError):
             evaluate(tr, d.x_test, **kw)
     with pytest.raises(ValueError, match="x_test must have shape"):

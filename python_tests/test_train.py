@@ -65,7 +65,9 @@ def test_reproducible_and_seeds_differ(data64):
 
 def test_training_improves_elbo():
     d = ToyData(test_size=200)
-    tr = train_seeds("er-proj-1d", [0, 1], d, steps=150, batch_size=32, width=32, log_every=50, lr=3e-3)
+    before = torch.get_num_threads()
+    tr = train_seeds("er-proj-1d", [0, 1], d, steps=150, batch_size=32, width=32, log_every=50, lr=3e-3, threads=1)
+    assert torch.get_num_threads() == before  # restored
     c = tr.curves["elbo"]
     assert (c[-1] > c[0] + 50).all(), c
 
@@ -153,5 +155,7 @@ def test_bad_arguments(data64):
         train_seeds("er-learned-1d", [0], data64, **ok)
     with pytest.raises(ValueError, match="dtype"):
         train_seeds("er-proj-1d", [0], data64, dtype=torch.float16, **ok)
+    with pytest.raises(ValueError, match="threads"):
+        train_seeds("er-proj-1d", [0], data64, threads=0, **ok)
     with pytest.raises(ValueError, match="clip_norm"):
         train_seeds("er-proj-1d", [0], data64, clip_norm=-1.0, **ok)

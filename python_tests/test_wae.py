@@ -85,6 +85,8 @@ def test_bad_arguments():
         train_embedding(steps=1, lam=-1.0)
     with pytest.raises(ValueError, match="lr"):
         train_embedding(steps=1, lr=0.0)
+    with pytest.raises(ValueError, match="threads"):
+        train_embedding(steps=1, threads=0)
     with pytest.raises(ValueError, match="restarts"):
         train_embedding(steps=1, restarts=0)
     with pytest.raises(ValueError, match="seed"):
