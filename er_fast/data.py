@@ -148,8 +148,8 @@ class ToyData:
         if points.shape[-1] != self.ambient_dim:
             raise ValueError(f"points must have last dimension {self.ambient_dim}, got {tuple(points.shape)}")
         p = self.map_params
-        h = torch.relu(torch.matmul(points, p["w1"]) + p["b1"])
-        return torch.addmm(p["b2"], h.reshape(-1, self.hidden), p["w2"]).reshape(*points.shape[:-1], self.dim_x)
+        h = torch.addmm(p["b1"], points.reshape(-1, self.ambient_dim), p["w1"]).relu_()
+        return torch.addmm(p["b2"], h, p["w2"]).reshape(*points.shape[:-1], self.dim_x)
 
     # -- sampling ------------------------------------------------------------------------------
     def _k(self) -> int:

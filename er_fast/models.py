@@ -79,10 +79,9 @@ def get_spec(model_id: str) -> ModelSpec:
 # closed-form pieces
 # -------------------------------------------------------------------------------------------------
 def kl_beta_uniform(alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """KL(Beta(α, β) ‖ Uniform[0,1]) = −H(Beta(α, β)), elementwise, in float64, cast back.
-
-    = log B(α,β) ... negated entropy:  −log B(α,β) + (α−1)ψ(α) + (β−1)ψ(β) − (α+β−2)ψ(α+β) ≥ 0.
-    """
+    """KL(Beta(α, β) ‖ Uniform[0,1]) = −H(Beta(α, β))
+    = −log B(α,β) + (α−1)ψ(α) + (β−1)ψ(β) − (α+β−2)ψ(α+β) ≥ 0 (0 at α = β = 1),
+    elementwise, computed in float64 and cast back."""
     a, b = alpha.double(), beta.double()
     ab = a + b
     lbeta = torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(ab)
@@ -142,12 +141,115 @@ class StackedMLP(nn.Module):
             b.copy_(b64)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b, h, w)
-            if i < last:
-                h = torch.relu(h)  # baddbmm's backward does not need its output
-        return h
+        wb = [t for pair in zip(self.weights, self.biases) for t in pair]
+        if torch.is_grad_enabled() and (h.requires_grad or any(t.requires_grad for t in wb)):
+            return _StackedMLPFn.apply(h, *wb)
+        return _mlp_forward(h, wb)[-1]
+
+    def sq_err(self, target: torch.Tensor, h: torch.Tensor, k: int = 1) -> torch.Tensor:
+        """‖target − self(h)‖² per row, fused (see _StackedMLPSqErrFn). target (S, P, D), h
+        (S, P·k, d_in) (k rows of h per target row) -> (S, P·k)."""
+        wb = [t for pair in zip(self.weights, self.biases) for t in pair]
+        if torch.is_grad_enabled() and (h.requires_grad or any(t.requires_grad for t in wb)):
+            return _StackedMLPSqErrFn.apply(target, k, h, *wb)
+        _, r = _sq_err_forward(target, k, h, wb)
+        return torch.linalg.vector_norm(r, dim=-1).square()
+
+
+def _mlp_forward(h: torch.Tensor, wb, relu_last: bool = False) -> list:
+    """[input, relu(layer 1), ..., output]: each hidden ReLU is applied in place on baddbmm's
+    fresh output (no extra buffer); the last layer is linear unless relu_last."""
+    acts = [h]
+    last = len(wb) // 2 - 1
+    for i in range(last + 1):
+        w, b = wb[2 * i], wb[2 * i + 1]
+        # fan_in 1 (a 1-d latent): an outer product, 3x faster as addcmul than as a K=1 GEMM
+        h = torch.addcmul(b, h, w) if w.shape[1] == 1 else torch.baddbmm(b, h, w)
+        if i < last or relu_last:
+            h.relu_()
+        acts.append(h)
+    return acts
+
+
+def _mlp_backward(ctx, acts, wb, g, need_x: bool):
+    """Backward through the layers given the gradient g at the last layer's output (S, N, out).
+    Returns (grad of the MLP input or None, [grad W0, grad b0, ...]); ``ctx.needs_input_grad`` is
+    indexed from ``ctx.wb_offset`` for the weights."""
+    L = len(wb) // 2
+    need = ctx.needs_input_grad
+    off = ctx.wb_offset
+    grads = [None] * (2 * L)
+    for i in reversed(range(L)):
+        a = acts[i]
+        if need[off + 2 * i]:
+            grads[2 * i] = torch.bmm(a.transpose(1, 2), g)
+        if need[off + 2 * i + 1]:
+            grads[2 * i + 1] = g.sum(1, keepdim=True)
+        if i > 0 or need_x:
+            g = torch.bmm(g, wb[2 * i].transpose(1, 2))
+            if i > 0:  # ReLU backward, in place: a is the post-ReLU input of layer i
+                torch.ops.aten.threshold_backward.grad_input(g, a, 0.0, grad_input=g)
+    return (g if need_x else None), grads
+
+
+class _StackedMLPFn(torch.autograd.Function):
+    """The stacked MLP with a hand-written backward: saves only each layer's input, and does the
+    ReLU backward in place on the incoming gradient (threshold_backward with out = grad), so the
+    backward allocates one buffer per layer instead of autograd's three."""
+
+    @staticmethod
+    def forward(ctx, x, *wb):
+        acts = _mlp_forward(x, wb)
+        ctx.save_for_backward(*acts[:-1], *wb)
+        ctx.n_layers, ctx.wb_offset = len(wb) // 2, 1
+        return acts[-1]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        L = ctx.n_layers
+        saved = ctx.saved_tensors
+        gx, grads = _mlp_backward(ctx, saved[:L], saved[L:], g.contiguous(), ctx.needs_input_grad[0])
+        return (gx, *grads)
+
+
+def _sq_err_forward(target, k: int, h, wb):
+    """Hidden activations and the residual r = target − MLP(h), the last layer's bias subtracted from
+    the target in the same pass that broadcasts it over k samples per target row. target (S, P, D);
+    h (S, P·k, d_in). Returns (acts: inputs of each layer, r (S, P·k, D))."""
+    acts = _mlp_forward(h, wb[:-2], relu_last=True)
+    w, b = wb[-2], wb[-1]
+    S, P, D = target.shape
+    if k == 1:
+        c = target - b
+    else:
+        c = torch.sub(target.unsqueeze(2).expand(S, P, k, D), b.unsqueeze(1)).view(S, P * k, D)
+    r = c.baddbmm_(acts[-1], w, alpha=-1.0)  # target − b − a·W, in place on the fresh c (no copy)
+    return acts, r
+
+
+class _StackedMLPSqErrFn(torch.autograd.Function):
+    """‖target − MLP(h)‖² per row, fused: the output layer, the residual and its squared norm share
+    passes, and the backward starts from dsq/dout = −2r without autograd's chain of elementwise
+    nodes. Differentiable in h and the weights (not in the target: the data)."""
+
+    @staticmethod
+    def forward(ctx, target, k, h, *wb):
+        acts, r = _sq_err_forward(target, k, h, wb)
+        sq = torch.linalg.vector_norm(r, dim=-1).square()
+        ctx.save_for_backward(*acts, r, *wb)
+        ctx.n_layers, ctx.wb_offset = len(wb) // 2, 3
+        return sq
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_sq):
+        L = ctx.n_layers
+        saved = ctx.saved_tensors
+        acts, r, wb = saved[:L], saved[L], saved[L + 1:]
+        g = r * (-2.0 * g_sq).unsqueeze(-1)  # d sq / d out = −2 r
+        gh, grads = _mlp_backward(ctx, acts, wb, g, ctx.needs_input_grad[2])
+        return (None, None, gh, *grads)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -273,20 +375,23 @@ class StackedVAE(nn.Module):
             return 0.5 * torch.logaddexp(2 * self.log_sigma, torch.full_like(self.log_sigma, 2 * math.log(self.sigma_floor)))
         return self.log_sigma
 
-    def log_lik(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-        """log N(x; mean, σ²I) summed over D. x (S, N, D) (or broadcastable), mean (S, N, D) -> (S, N)."""
-        ls = self.sigma_log()
-        sq = (x - mean).square().sum(-1)
+    def log_lik_from_sq(self, sq: torch.Tensor) -> torch.Tensor:
+        """log N(x; mean, σ²I) summed over D, from sq = ‖x − mean‖² (S, ...) -> (S, ...)."""
+        ls = self.sigma_log().view(-1, *([1] * (sq.dim() - 1)))
         D = self.data_dim
-        return -0.5 * sq * torch.exp(-2 * ls)[:, None] - D * ls[:, None] - 0.5 * D * LOG_2PI
+        return -0.5 * sq * torch.exp(-2 * ls) - D * ls - 0.5 * D * LOG_2PI
+
+    def log_lik(self, x: torch.Tensor, h: torch.Tensor, k: int = 1) -> torch.Tensor:
+        """log p(x | decoder input h): x (S, P, D), h (S, P·k, d_in) -> (S, P·k). The decoder's
+        output layer, the residual and its norm are fused (StackedMLP.sq_err)."""
+        return self.log_lik_from_sq(self.decoder.sq_err(x, h, k))
 
     # -- the ELBO --------------------------------------------------------------------------------
     def elbo_terms(self, x: torch.Tensor, noise_generators: Sequence[torch.Generator]):
         """One-sample ELBO pieces for x (S, B, D): (log p(x|z) (S, B), KL (S, B), post)."""
         post = self.encode(x)
         z, _ = self.sample_z(post, noise_generators)
-        mean = self.decoder(self.decoder_input(z, post["theta"]))
-        return self.log_lik(x, mean), self.kl(post), post
+        return self.log_lik(x, self.decoder_input(z, post["theta"])), self.kl(post), post
 
     def forward(self, x: torch.Tensor, noise_generators: Sequence[torch.Generator]) -> torch.Tensor:
         """Per-point one-sample ELBO estimate, (S, B)."""
@@ -301,8 +406,7 @@ class StackedVAE(nn.Module):
         theta = post["theta"]
         th = None if theta is None else theta.unsqueeze(2).expand(S, P, k).reshape(S, P * k)
         h = self.decoder_input(z.reshape(S, P * k, -1), th)
-        mean = self.decoder(h).view(S, P, k, -1)
-        ll = self._log_lik4(x, mean)
+        ll = self.log_lik(x, h, k).view(S, P, k)
         if self.spec.latent == "gauss":
             logvar = post["logvar"].unsqueeze(2)
             # log p(z) - log q(z|x) with z = μ + σ ε
@@ -311,13 +415,6 @@ class StackedVAE(nn.Module):
             return ll + (lpz - lqz)
         lq = beta_log_prob(z, post["alpha"].unsqueeze(2), post["beta"].unsqueeze(2)).sum(-1)
         return (ll.double() - lq).to(ll.dtype)  # log p(z) = 0 on [0,1]^n
-
-    def _log_lik4(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-        """x (S, P, D), mean (S, P, k, D) -> (S, P, k)."""
-        ls = self.sigma_log()
-        sq = (x.unsqueeze(2) - mean).square().sum(-1)
-        D = self.data_dim
-        return -0.5 * sq * torch.exp(-2 * ls)[:, None, None] - D * ls[:, None, None] - 0.5 * D * LOG_2PI
 
     def config(self) -> dict:
         return dict(model_id=self.spec.id, S=self.S, data_dim=self.data_dim, width=self.width, depth=self.depth,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._util import check_threads, intra_op_threads
 from .data import ToyData
 from .models import StackedVAE, get_spec
 from .wae import load_embedding
@@ -160,6 +161,115 @@ class TrainedModels:
         return evaluate(self, x_test, **kwargs)
 
 
+class Trainer:
+    """The stacked training loop, one step at a time (train_seeds wraps it; benchmarks time .step()).
+
+    Takes the arguments of train_seeds except steps/progress; ``run(steps)`` trains, ``result()``
+    returns the TrainedModels.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        seeds: Sequence[int],
+        data: ToyData,
+        *,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        width: int = 128,
+        depth: int = 2,
+        embedding: Optional[nn.Module] = None,
+        device="cpu",
+        dtype: torch.dtype = torch.float32,
+        log_every: int = 100,
+        beta_floor: float = 0.1,
+        log_sigma_init: float = -3.0,
+        sigma_floor: float = 0.0,
+        clip_norm: Optional[float] = None,
+        adam_betas=(0.9, 0.999),
+        adam_eps: float = 1e-8,
+        threads: Optional[int] = None,
+    ):
+        spec = get_spec(model_id)
+        seeds = _check_seeds(seeds)
+        if not isinstance(data, ToyData):
+            raise ValueError(f"data must be an er_fast.data.ToyData, got {type(data).__name__}")
+        batch_size = _pos_int("batch_size", batch_size)
+        width, depth, log_every = _pos_int("width", width), _pos_int("depth", depth), _pos_int("log_every", log_every)
+        lr = _pos_float("lr", lr)
+        if clip_norm is not None:
+            clip_norm = _pos_float("clip_norm", clip_norm)
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.device, self.dtype = torch.device(device), dtype
+        self.seeds, self.data, self.batch_size = seeds, data, batch_size
+        self.clip_norm, self.log_every = clip_norm, log_every
+        self.threads = check_threads(threads)
+        S = len(seeds)
+        self.model = StackedVAE(spec, S, data_dim=data.dim_x, width=width, depth=depth,
+                                init_generators=seed_generators(seeds, "init"), embedding=embedding,
+                                beta_floor=beta_floor, log_sigma_init=log_sigma_init, sigma_floor=sigma_floor,
+                                device=self.device, dtype=dtype)
+        self.data_gens = seed_generators(seeds, "data", data.device)
+        self.noise_gens = seed_generators(seeds, "noise", self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = make_optimizer(self.params, lr, adam_betas, adam_eps)
+        self.config = self.model.config()
+        self.config.update(batch_size=batch_size, lr=lr, log_every=log_every, clip_norm=clip_norm,
+                           adam_betas=list(adam_betas), adam_eps=adam_eps, dtype=str(dtype).replace("torch.", ""))
+        self.steps_done = 0
+        self.train_seconds = 0.0
+        self._log_steps: list[int] = []
+        self._log_elbo: list[torch.Tensor] = []
+        self._acc = torch.zeros(S, dtype=torch.float64, device=self.device)
+        self._since = 0
+
+    def step(self) -> torch.Tensor:
+        """One Adam step for every seed; returns the per-seed batch ELBO (S,), detached."""
+        x = self.data.sample_seeds(self.batch_size, self.data_gens)
+        if x.device != self.device or x.dtype != self.dtype:
+            x = x.to(self.device, self.dtype)
+        rec, kl, _ = self.model.elbo_terms(x, self.noise_gens)
+        elbo = (rec - kl).mean(1)  # (S,)
+        loss = -elbo.sum()  # seed s's gradient is its own
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_norm is not None:
+            clip_grad_norm_per_seed_(self.params, self.clip_norm)
+        self.opt.step()
+        self.steps_done += 1
+        return elbo.detach()
+
+    def run(self, steps: int, progress: Optional[Callable[[int], None]] = None) -> None:
+        """``steps`` more steps, logging the window-mean batch ELBO every log_every steps (and at the
+        end); ``progress(step)`` after each step; with ``threads`` intra-op threads if set."""
+        steps = _pos_int("steps", steps)
+        with intra_op_threads(self.threads):
+            self._run(steps, progress)
+
+    def _run(self, steps: int, progress) -> None:
+        t0 = time.perf_counter()
+        end = self.steps_done + steps
+        while self.steps_done < end:
+            self._acc += self.step()
+            self._since += 1
+            if self.steps_done % self.log_every == 0 or self.steps_done == end:
+                self._log_steps.append(self.steps_done)
+                self._log_elbo.append((self._acc / self._since).cpu())
+                self._acc.zero_()
+                self._since = 0
+            if progress is not None:
+                progress(self.steps_done)
+        self.train_seconds += time.perf_counter() - t0
+
+    def result(self) -> TrainedModels:
+        config = dict(self.config, steps=self.steps_done)
+        S = len(self.seeds)
+        elbo = torch.stack(self._log_elbo).numpy() if self._log_elbo else np.zeros((0, S))
+        curves = {"step": np.asarray(self._log_steps, dtype=np.int64), "elbo": elbo}
+        return TrainedModels(self.model, list(self.seeds), curves, config, self.train_seconds, self.data.config())
+
+
 def train_seeds(
     model_id: str,
     seeds: Sequence[int],
@@ -181,70 +291,23 @@ def train_seeds(
     clip_norm: Optional[float] = None,
     adam_betas=(0.9, 0.999),
     adam_eps: float = 1e-8,
+    threads: Optional[int] = None,
 ) -> TrainedModels:
     """Train len(seeds) independent seeds of ``model_id`` on ``data`` as one stacked model.
 
     Each step: every seed draws its own batch of ``batch_size`` points (its 'data' generator), its
     own latent noise ('noise' generator), and takes one Adam step on its own one-sample negative
-    ELBO (mean over its batch). ``embedding``: the frozen learned f for the 'learned' models
-    (shared by all seeds). ``progress(step)`` is called after each step (1..steps).
-    ``clip_norm``: optional per-seed gradient-norm clipping (off by default).
-    Returns a TrainedModels (stacked model, per-seed training curves, config).
+    ELBO (mean over its batch). ``width``/``depth``: hidden width and number of hidden layers of
+    encoder and decoder. ``embedding``: the frozen learned f for the 'learned' models (shared by
+    all seeds). ``progress(step)`` is called after each step (1..steps). ``clip_norm``: optional
+    per-seed gradient-norm clipping (off by default). ``threads``: torch intra-op threads while
+    training (restored after; None = leave as is; on a shared machine 1 thread per process is
+    the robust choice). Returns a TrainedModels (stacked model, per-seed training curves, config).
     """
-    spec = get_spec(model_id)
-    seeds = _check_seeds(seeds)
-    if not isinstance(data, ToyData):
-        raise ValueError(f"data must be an er_fast.data.ToyData, got {type(data).__name__}")
-    steps, batch_size = _pos_int("steps", steps), _pos_int("batch_size", batch_size)
-    width, depth, log_every = _pos_int("width", width), _pos_int("depth", depth), _pos_int("log_every", log_every)
-    lr = _pos_float("lr", lr)
-    if clip_norm is not None:
-        clip_norm = _pos_float("clip_norm", clip_norm)
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    device = torch.device(device)
-    S = len(seeds)
-
-    model = StackedVAE(spec, S, data_dim=data.dim_x, width=width, depth=depth,
-                       init_generators=seed_generators(seeds, "init"), embedding=embedding,
-                       beta_floor=beta_floor, log_sigma_init=log_sigma_init, sigma_floor=sigma_floor,
-                       device=device, dtype=dtype)
-    data_gens = seed_generators(seeds, "data", data.device)
-    noise_gens = seed_generators(seeds, "noise", device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(params, lr, adam_betas, adam_eps)
-
-    n_logs = (steps + log_every - 1) // log_every
-    log_steps = np.zeros(n_logs, dtype=np.int64)
-    log_elbo = torch.zeros(n_logs, S, dtype=torch.float64)
-    acc = torch.zeros(S, dtype=torch.float64, device=device)
-    since, li = 0, 0
-    t0 = time.perf_counter()
-    for step in range(1, steps + 1):
-        x = data.sample_seeds(batch_size, data_gens)
-        if x.device != device or x.dtype != dtype:
-            x = x.to(device, dtype)
-        rec, kl, _ = model.elbo_terms(x, noise_gens)
-        elbo = (rec - kl).mean(1)  # (S,)
-        loss = -elbo.sum()  # seed s's gradient is its own
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_norm is not None:
-            clip_grad_norm_per_seed_(params, clip_norm)
-        opt.step()
-        acc += elbo.detach()
-        since += 1
-        if step % log_every == 0 or step == steps:
-            log_steps[li] = step
-            log_elbo[li] = (acc / since).cpu()
-            acc.zero_()
-            since, li = 0, li + 1
-        if progress is not None:
-            progress(step)
-    train_s = time.perf_counter() - t0
-
-    config = model.config()
-    config.update(steps=steps, batch_size=batch_size, lr=lr, log_every=log_every, clip_norm=clip_norm,
-                  adam_betas=list(adam_betas), adam_eps=adam_eps, dtype=str(dtype).replace("torch.", ""))
-    curves = {"step": log_steps, "elbo": log_elbo.numpy()}
-    return TrainedModels(model, seeds, curves, config, train_s, data.config())
+    _pos_int("steps", steps)
+    tr = Trainer(model_id, seeds, data, batch_size=batch_size, lr=lr, width=width, depth=depth, embedding=embedding,
+                 device=device, dtype=dtype, log_every=log_every, beta_floor=beta_floor,
+                 log_sigma_init=log_sigma_init, sigma_floor=sigma_floor, clip_norm=clip_norm,
+                 adam_betas=adam_betas, adam_eps=adam_eps, threads=threads)
+    tr.run(steps, progress)
+    return tr.result()

@@ -1,0 +1,97 @@
+"""er_fast.data: the toy task (paper section 4) and its torus / sphere variants."""
+import math
+
+import pytest
+import torch
+from scipy import stats
+
+from er_fast.data import MANIFOLDS, ToyData, angles_of, sample_manifold
+
+
+@pytest.mark.parametrize("manifold", sorted(MANIFOLDS))
+def test_shapes_and_points_on_manifold(manifold):
+    d = ToyData(manifold, test_size=50)
+    m, n = MANIFOLDS[manifold]
+    assert (d.ambient_dim, d.intrinsic_dim) == (m, n)
+    assert d.x_test.shape == (50, 100) and d.points_test.shape == (50, m)
+    g = [torch.Generator().manual_seed(i) for i in range(3)]
+    x, p = d.sample_seeds(7, g, return_points=True)
+    assert x.shape == (3, 7, 100) and p.shape == (3, 7, m)
+    if manifold == "sphere":
+        norms = p.norm(dim=-1)
+    else:
+        norms = p.unflatten(-1, (-1, 2)).norm(dim=-1)
+    torch.testing.assert_close(norms, torch.ones_like(norms))
+    torch.testing.assert_close(x, d.embed(p))  # noise-free by default
+
+
+def test_circle_angles_uniform():
+    p = sample_manifold("circle", 4000, torch.Generator().manual_seed(0), dtype=torch.float64)
+    a = angles_of("circle", p)[:, 0] / (2 * math.pi)
+    assert stats.kstest(a.numpy(), "uniform").pvalue > 1e-3
+
+
+def test_sphere_uniform():
+    # uniform on S² <=> the z coordinate is uniform on [-1, 1] (Archimedes) and the azimuth uniform
+    p = sample_manifold("sphere", 4000, torch.Generator().manual_seed(1), dtype=torch.float64)
+    c = angles_of("sphere", p)
+    assert stats.kstest(((c[:, 0] + 1) / 2).numpy(), "uniform").pvalue > 1e-3
+    assert stats.kstest((c[:, 1] / (2 * math.pi)).numpy(), "uniform").pvalue > 1e-3
+
+
+def test_map_init_and_seeds():
+    a, b, c = ToyData(map_seed=3, test_size=10), ToyData(map_seed=3, test_size=10), ToyData(map_seed=4, test_size=10)
+    for k in a.map_params:
+        torch.testing.assert_close(a.map_params[k], b.map_params[k], rtol=0, atol=0)
+    assert not torch.equal(a.map_params["w1"], c.map_params["w1"])
+    bound = math.sqrt(6 / (2 + 100))  # Xavier-uniform hidden layer
+    assert a.map_params["w1"].abs().max() <= bound
+    assert a.map_params["w1"].abs().max() > 0.9 * bound  # the full range is used
+    assert a.map_params["w2"].abs().max() <= 0.1  # nn.Linear default U(±1/sqrt(100))
+    torch.testing.assert_close(a.x_test, b.x_test, rtol=0, atol=0)
+    # the test set has its own seed: a different test_seed changes it, the map stays
+    d = ToyData(map_seed=3, test_size=10, test_seed=5)
+    assert not torch.equal(a.x_test, d.x_test)
+    torch.testing.assert_close(a.map_params["w1"], d.map_params["w1"], rtol=0, atol=0)
+    # float64 and float32 tasks carry the same map (drawn in float64)
+    e = ToyData(map_seed=3, test_size=10, dtype=torch.float64)
+    torch.testing.assert_close(e.map_params["w2"].float(), a.map_params["w2"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_seed_slices_independent(noise):
+    """Slice s of sample_seeds equals what generator s alone draws."""
+    d = ToyData(test_size=5, noise_std=noise)
+    gens = [torch.Generator().manual_seed(s) for s in (11, 12, 13)]
+    x = d.sample_seeds(9, gens)
+    alone = d.sample(9, torch.Generator().manual_seed(12))
+    torch.testing.assert_close(x[1], alone, rtol=0, atol=0)
+
+
+def test_noise_level():
+    d = ToyData(test_size=5, noise_std=0.2)
+    x, p = d.sample(2000, torch.Generator().manual_seed(0), return_points=True)
+    r = x - d.embed(p)
+    assert abs(float(r.std()) - 0.2) < 0.01
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown manifold"):
+        ToyData("klein")
+    with pytest.raises(ValueError, match="noise_std"):
+        ToyData(noise_std=-1.0)
+    with pytest.raises(ValueError, match="test_size"):
+        ToyData(test_size=0)
+    with pytest.raises(ValueError, match="dtype"):
+        ToyData(dtype=torch.float16)
+    d = ToyData(test_size=5)
+    with pytest.raises(ValueError, match="positive integer"):
+        d.sample(0, torch.Generator())
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        d.sample_seeds(3, [])
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        d.sample_seeds(3, torch.Generator())
+    with pytest.raises(ValueError, match="last dimension"):
+        d.embed(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="unknown manifold"):
+        sample_manifold("plane", 3)

@@ -1,0 +1,161 @@
+"""er_fast.train: S stacked seeds train like S separate runs; checkpoints; argument checks."""
+import numpy as np
+import pytest
+import torch
+
+from er_fast.data import ToyData
+from er_fast.evaluate import evaluate
+from er_fast.models import get_spec
+from er_fast.train import TrainedModels, Trainer, clip_grad_norm_per_seed_, seed_generators, train_seeds
+from er_fast.wae import Embedding
+
+SMALL = dict(steps=12, batch_size=8, width=12, depth=2, log_every=5, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def data64():
+    return ToyData(test_size=40, dtype=torch.float64)
+
+
+def _emb(model_id, dtype=torch.float64):
+    if get_spec(model_id).embed != "learned":
+        return None
+    torch.manual_seed(0)
+    return Embedding(1, 2, 8, 2).to(dtype).requires_grad_(False)
+
+
+@pytest.mark.parametrize("model_id", ["vae-gauss-2d", "er-proj-1d", "er-learned-group-1d"])
+def test_seed_in_batch_equals_seed_alone(model_id, data64):
+    """Seed 5 trained among seeds [3, 5, 7] ends with the parameters, curve and held-out numbers of
+    seed 5 trained alone (float64)."""
+    emb = _emb(model_id)
+    batch = train_seeds(model_id, [3, 5, 7], data64, embedding=emb, dtype=torch.float64, **SMALL)
+    alone = train_seeds(model_id, [5], data64, embedding=emb, dtype=torch.float64, **SMALL)
+    sb, sa = batch.model.state_dict(), alone.model.state_dict()
+    for k in sa:
+        if k.startswith("embedding."):
+            torch.testing.assert_close(sb[k], sa[k], rtol=0, atol=0)
+        else:
+            torch.testing.assert_close(sb[k][1:2], sa[k], rtol=1e-9, atol=1e-11, msg=k)
+    np.testing.assert_allclose(batch.curves["elbo"][:, 1:2], alone.curves["elbo"], rtol=1e-9)
+    eb = evaluate(batch, data64.x_test, iwae_k=20, iwae_points=6, chunk=32)
+    ea = evaluate(alone, data64.x_test, iwae_k=20, iwae_points=6, chunk=32)
+    for k in ("elbo", "iwae", "active_units", "sigma"):
+        np.testing.assert_allclose(eb[k][1:2], ea[k], rtol=1e-9, err_msg=k)
+
+
+def test_float32_batch_vs_alone_close():
+    d = ToyData(test_size=20)
+    batch = train_seeds("vae-beta-1d", [0, 1], d, **SMALL)
+    alone = train_seeds("vae-beta-1d", [1], d, **SMALL)
+    for k, v in alone.model.state_dict().items():
+        torch.testing.assert_close(batch.model.state_dict()[k][1:2], v, rtol=1e-4, atol=1e-5)
+
+
+def test_reproducible_and_seeds_differ(data64):
+    a = train_seeds("er-proj-1d", [1, 2], data64, dtype=torch.float64, **SMALL)
+    b = train_seeds("er-proj-1d", [1, 2], data64, dtype=torch.float64, **SMALL)
+    for k, v in a.model.state_dict().items():
+        torch.testing.assert_close(v, b.model.state_dict()[k], rtol=0, atol=0)
+    w = a.model.encoder.weights[0]
+    assert not torch.equal(w[0], w[1])
+    assert a.curves["elbo"].shape == (3, 2) and list(a.curves["step"]) == [5, 10, 12]
+    assert np.isfinite(a.curves["elbo"]).all()
+
+
+def test_training_improves_elbo():
+    d = ToyData(test_size=200)
+    before = torch.get_num_threads()
+    tr = train_seeds("er-proj-1d", [0, 1], d, steps=150, batch_size=32, width=32, log_every=50, lr=3e-3, threads=1)
+    assert torch.get_num_threads() == before  # restored
+    c = tr.curves["elbo"]
+    assert (c[-1] > c[0] + 50).all(), c
+
+
+def test_checkpoint_roundtrip_weights_only(tmp_path, data64):
+    emb = _emb("er-learned-1d")
+    tr = train_seeds("er-learned-1d", [4, 9], data64, embedding=emb, dtype=torch.float64, **SMALL)
+    path = tmp_path / "unit.pt"
+    torch.save(tr.state_dict(), path)
+    back = TrainedModels.load(torch.load(path, weights_only=True))
+    assert back.seeds == [4, 9] and back.model_id == "er-learned-1d" and back.config == tr.config
+    np.testing.assert_array_equal(back.curves["elbo"], tr.curves["elbo"])
+    e1 = evaluate(tr, data64.x_test, iwae_k=10, iwae_points=4)
+    e2 = evaluate(back, data64.x_test, iwae_k=10, iwae_points=4)
+    for k in e1:
+        np.testing.assert_array_equal(e1[k], e2[k])
+    with pytest.raises(ValueError, match="checkpoint"):
+        TrainedModels.load({"format": "something else"})
+
+
+def test_trainer_continues():
+    """Trainer.run in two pieces equals one run of the same length."""
+    d = ToyData(test_size=10, dtype=torch.float64)
+    t = Trainer("vae-beta-2d", [0, 1], d, batch_size=8, width=8, log_every=4, dtype=torch.float64)
+    t.run(6)
+    t.run(4)
+    one = train_seeds("vae-beta-2d", [0, 1], d, steps=10, batch_size=8, width=8, log_every=4, dtype=torch.float64)
+    for k, v in one.model.state_dict().items():
+        torch.testing.assert_close(t.model.state_dict()[k], v, rtol=0, atol=0)
+    assert t.result().config["steps"] == 10
+
+
+def test_per_seed_clipping():
+    p1 = torch.zeros(3, 4, requires_grad=True)
+    p2 = torch.zeros(3, 2, 2, requires_grad=True)
+    p1.grad = torch.tensor([[3.0, 4, 0, 0], [0.1, 0, 0, 0], [0, 0, 0, 0]])
+    p2.grad = torch.zeros(3, 2, 2)
+    p2.grad[2, 0, 0] = 10.0
+    norms = clip_grad_norm_per_seed_([p1, p2], 1.0)
+    torch.testing.assert_close(norms.float(), torch.tensor([5.0, 0.1, 10.0]))
+    torch.testing.assert_close(p1.grad[0], torch.tensor([0.6, 0.8, 0, 0]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(p1.grad[1], torch.tensor([0.1, 0, 0, 0]))  # under the bound: untouched
+    torch.testing.assert_close(p2.grad[2, 0, 0], torch.tensor(1.0), atol=1e-5, rtol=1e-5)
+    # clipping inside training keeps seeds independent too
+    d = ToyData(test_size=10, dtype=torch.float64)
+    a = train_seeds("er-proj-1d", [0, 1], d, dtype=torch.float64, clip_norm=5.0, **SMALL)
+    b = train_seeds("er-proj-1d", [1], d, dtype=torch.float64, clip_norm=5.0, **SMALL)
+    torch.testing.assert_close(a.model.log_sigma[1:], b.model.log_sigma, rtol=1e-9, atol=1e-12)
+
+
+def test_generators_independent_streams():
+    a = seed_generators([0, 1], "data")
+    b = seed_generators([0, 1], "noise")
+    x = [torch.rand(4, generator=g) for g in a + b]
+    assert len({tuple(t.tolist()) for t in x}) == 4
+    assert torch.equal(torch.rand(4, generator=seed_generators([1], "data")[0]), x[1])
+    with pytest.raises(ValueError, match="unknown stream"):
+        seed_generators([0], "weights")
+
+
+def test_bad_arguments(data64):
+    ok = dict(steps=2, batch_size=4, width=4)
+    with pytest.raises(ValueError, match="unknown model id"):
+        train_seeds("vae-gauss-7d", [0], data64, **ok)
+    for bad in (0, -3, 1.5):
+        with pytest.raises(ValueError, match="steps"):
+            train_seeds("er-proj-1d", [0], data64, **dict(ok, steps=bad))
+        with pytest.raises(ValueError, match="batch_size"):
+            train_seeds("er-proj-1d", [0], data64, **dict(ok, batch_size=bad))
+        with pytest.raises(ValueError, match="width"):
+            train_seeds("er-proj-1d", [0], data64, **dict(ok, width=bad))
+    with pytest.raises(ValueError, match="seeds must not be empty"):
+        train_seeds("er-proj-1d", [], data64, **ok)
+    with pytest.raises(ValueError, match="seeds must be a list"):
+        train_seeds("er-proj-1d", 3, data64, **ok)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        train_seeds("er-proj-1d", [-1], data64, **ok)
+    with pytest.raises(ValueError, match="distinct"):
+        train_seeds("er-proj-1d", [2, 2], data64, **ok)
+    with pytest.raises(ValueError, match="lr"):
+        train_seeds("er-proj-1d", [0], data64, lr=0.0, **ok)
+    with pytest.raises(ValueError, match="ToyData"):
+        train_seeds("er-proj-1d", [0], torch.zeros(3, 100), **ok)
+    with pytest.raises(ValueError, match="learned embedding"):
+        train_seeds("er-learned-1d", [0], data64, **ok)
+    with pytest.raises(ValueError, match="dtype"):
+        train_seeds("er-proj-1d", [0], data64, dtype=torch.float16, **ok)
+    with pytest.raises(ValueError, match="threads"):
+        train_seeds("er-proj-1d", [0], data64, threads=0, **ok)
+    with pytest.raises(ValueError, match="clip_norm"):
+        train_seeds("er-proj-1d", [0], data64, clip_norm=-1.0, **ok)
