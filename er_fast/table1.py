@@ -35,10 +35,11 @@ DEFAULTS = dict(
     noise_std=0.0,
     map_seed=0,
     test_seed=12345,
-    wae_steps=3000,
-    wae_lambda=10.0,
-    wae_batch=256,
+    wae_steps=2000,
+    wae_lambda=1.0,
+    wae_batch=128,
     wae_width=64,
+    wae_restarts=3,
     wae_seed=0,
     chunk=50,
     dtype="float32",
@@ -70,7 +71,7 @@ def validate(p: dict) -> None:
     from .models import REGISTRY as MODELS
 
     for k in ("seeds", "steps", "batch_size", "width", "iwae_k", "iwae_points", "test_points", "wae_steps",
-              "wae_batch", "wae_width", "chunk"):
+              "wae_batch", "wae_width", "wae_restarts", "chunk"):
         if not isinstance(p[k], int) or p[k] <= 0:
             raise UsageError(f"--{k.replace('_', '-')} must be a positive integer, got {p[k]}")
     if not p["lr"] > 0:
@@ -156,7 +157,7 @@ def _embedding_state(out: str, p: dict, rank: int, prog: Progress) -> None:
             prog.set_description("WAE embedding")
             f, quality = train_embedding(
                 "circle", steps=p["wae_steps"], batch_size=p["wae_batch"], lam=p["wae_lambda"],
-                width=p["wae_width"], seed=p["wae_seed"], device=p["device"], dtype=_dtype(p),
+                width=p["wae_width"], restarts=p["wae_restarts"], seed=p["wae_seed"], device=p["device"], dtype=_dtype(p),
                 progress=lambda _s: prog.update(1),
             )
             atomic_write_json(os.path.join(out, "embedding_quality.json"), quality)
@@ -291,7 +292,7 @@ def run(args) -> int:
     needs_f = any(get_spec(m).embed == "learned" for m in p["models"])
     todo = [u for u in mine if not os.path.exists(os.path.join(out, _unit_name(*u) + ".json"))]
     f_todo = needs_f and rank == 0 and not os.path.exists(os.path.join(out, "embedding.safetensors"))
-    total = (p["wae_steps"] if f_todo else 0) + p["steps"] * len(todo)
+    total = (p["wae_steps"] * p["wae_restarts"] if f_todo else 0) + p["steps"] * len(todo)
     prog = Progress(total, "table1", enabled=not args.no_progress)
     prefix = f"[rank {rank}/{world}] " if world > 1 else ""
     if len(todo) < len(mine):
