@@ -19,6 +19,12 @@ TORCH_LIBRARY(er_fast, m) {
   m.def("mmd_imq(Tensor x, Tensor y, float c, float[] scales, bool unbiased, bool grad_x, bool grad_y)"
         " -> (Tensor, Tensor, Tensor)");
   // Beta ops (issue 3) go here.
+  // x ~ Beta(alpha, beta) elementwise (alpha, beta already broadcast to the output shape); key is
+  // int64 (2,) or (S, 2): one Philox stream per leading slice. Returns (x, dx/dalpha, dx/dbeta);
+  // the gradients are computed in the same pass when with_grad, else they are empty.
+  m.def("beta_rsample(Tensor alpha, Tensor beta, Tensor key, bool with_grad) -> (Tensor, Tensor, Tensor)");
+  // The implicit reparameterization gradient (dx/dalpha, dx/dbeta) at given points x.
+  m.def("beta_rsample_grad(Tensor x, Tensor alpha, Tensor beta) -> (Tensor, Tensor)");
   // Circle / SO(2) ops (issue 4) go here.
   // circle_embed: z (..., k) -> (..., k, 2) = R(theta) (cos 2 pi z, sin 2 pi z), z reduced mod 1
   // first; theta (optional) broadcasts to z's shape. so2_rotate: p (..., 2) rotated by theta,

@@ -1,21 +1,93 @@
-"""er_fast.beta_rsample. PLACEHOLDER until issue 3 lands: delegates to torch.distributions.Beta
-(seeded from the given generator(s)) so the library can be written against the final signature."""
+"""er_fast.beta_rsample / beta_rsample_grad: the ops' Python face (checks, random keys, fake
+kernels, autograd, reference fallback).
+
+Random streams: every call draws a 128-bit key (two int64) from the torch generator and passes it
+to the kernel, which runs Philox4x32-10 keyed by it with the element index as counter. Samples are
+a pure function of (key, element index, alpha, beta): the same generator state gives the same
+samples on any thread count or launch configuration.
+"""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..reference import beta as _ref
+from . import _ext
+
 GeneratorArg = Optional[Union[torch.Generator, Sequence[torch.Generator]]]
 
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
-def _draw(alpha, beta, sample_shape, gen):
+
+def _as_param(name: str, v, like: Optional[torch.Tensor]) -> torch.Tensor:
+    if isinstance(v, torch.Tensor):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if like is not None:
+            return torch.tensor(float(v), dtype=like.dtype, device=like.device)
+        return torch.tensor(float(v), dtype=torch.get_default_dtype())
+    raise TypeError(f"beta_rsample: {name} must be a torch.Tensor or a real number, got {type(v).__name__}")
+
+
+def _check_dtype(fn: str, name: str, t: torch.Tensor) -> None:
+    if t.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{fn}: {name} must be float32 or float64, got {t.dtype}")
+
+
+def _params(fn: str, alpha, beta, validate: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    alpha = _as_param("alpha", alpha, beta if isinstance(beta, torch.Tensor) else None)
+    beta = _as_param("beta", beta, alpha)
+    _check_dtype(fn, "alpha", alpha)
+    _check_dtype(fn, "beta", beta)
+    if alpha.device != beta.device:
+        raise ValueError(f"{fn}: alpha and beta are on different devices ({alpha.device} and {beta.device})")
+    if alpha.dtype != beta.dtype:
+        dt = torch.promote_types(alpha.dtype, beta.dtype)
+        alpha, beta = alpha.to(dt), beta.to(dt)
+    if validate and not torch.compiler.is_compiling():
+        # One reduction (a device sync on CUDA); skipped under torch.compile, where invalid
+        # parameters give NaN samples instead.
+        for name, t in (("alpha", alpha), ("beta", beta)):
+            ok = torch.isfinite(t) & (t > 0)
+            if not bool(ok.all()):
+                bad = t.detach()[~ok].reshape(-1)[0].item()
+                raise ValueError(f"{fn}: every {name} must be positive and finite, got {bad}")
+    return alpha, beta
+
+
+def _broadcast(fn: str, *shapes) -> torch.Size:
+    try:
+        return torch.broadcast_shapes(*shapes)
+    except RuntimeError as e:
+        raise ValueError(f"{fn}: shapes {[tuple(s) for s in shapes]} do not broadcast") from e
+
+
+def _key(gen: Optional[torch.Generator], device: torch.device) -> torch.Tensor:
     if gen is None:
-        return torch.distributions.Beta(alpha, beta).rsample(sample_shape)
-    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return torch.distributions.Beta(alpha, beta).rsample(sample_shape)
+        return torch.randint(_I64_MIN, _I64_MAX, (2,), dtype=torch.int64, device=device)
+    return torch.randint(_I64_MIN, _I64_MAX, (2,), dtype=torch.int64, generator=gen, device=gen.device)
+
+
+def _keys(generator: GeneratorArg, shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """(2,) for None / one generator; (S, 2) for S generators (one stream per leading slice)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        if generator is not None and torch.device(generator.device).type != device.type:
+            raise ValueError(f"beta_rsample: generator is on {generator.device}, the parameters on {device}")
+        return _key(generator, device)
+    if isinstance(generator, (str, bytes)) or not isinstance(generator, Sequence):
+        raise TypeError(f"beta_rsample: generator must be None, a torch.Generator or a sequence of them, "
+                        f"got {type(generator).__name__}")
+    gens = list(generator)
+    for g in gens:
+        if not isinstance(g, torch.Generator):
+            raise TypeError(f"beta_rsample: every item of generator must be a torch.Generator, got {type(g).__name__}")
+        if torch.device(g.device).type != device.type:
+            raise ValueError(f"beta_rsample: a generator is on {g.device}, the parameters on {device}")
+    if len(shape) == 0 or shape[0] != len(gens) or len(gens) == 0:
+        raise ValueError(f"beta_rsample: {len(gens)} generators need an output with leading dimension "
+                         f"{len(gens)}, got output shape {tuple(shape)}")
+    return torch.stack([_key(g, device).to(device) for g in gens])
 
 
 def beta_rsample(
@@ -24,17 +96,87 @@ def beta_rsample(
     sample_shape: torch.Size = torch.Size(),
     *,
     generator: GeneratorArg = None,
+    validate_args: bool = True,
 ) -> torch.Tensor:
-    """x ~ Beta(alpha, beta), shape sample_shape + broadcast(alpha, beta).shape, differentiable in
-    alpha and beta. ``generator`` is one torch.Generator, or a sequence of S generators: then the
-    output's leading dimension must be S and slice s is drawn from generator s alone (so a seed's
-    samples do not depend on which other seeds share the batch)."""
-    sample_shape = torch.Size(sample_shape)
-    if generator is None or isinstance(generator, torch.Generator):
-        return _draw(alpha, beta, sample_shape, generator)
-    alpha, beta = torch.broadcast_tensors(alpha, beta)
-    shape = sample_shape + alpha.shape
+    """x ~ Beta(alpha, beta), shape ``sample_shape + broadcast(alpha, beta).shape``, in (0, 1),
+    differentiable in alpha and beta by the exact implicit reparameterization gradient
+    dx/dalpha = -(dI_x/dalpha) / p(x) (likewise beta).
+
+    ``generator``: None (torch's default generator of the parameters' device), one
+    torch.Generator, or a sequence of S generators: then the output's leading dimension must be S
+    and slice s is drawn from generator s alone (equal to drawing that slice by itself with
+    generator s). Each call advances each generator used by one 128-bit draw.
+
+    Samples are computed in float64 and rounded to the parameters' dtype (float32 or float64);
+    values that round to 0 or 1 are clamped to the dtype's smallest normal number and its largest
+    number below 1. ``validate_args=False`` skips the positivity/finiteness check (a device sync
+    on CUDA); invalid parameters then give NaN.
+    """
+    fn = "beta_rsample"
+    alpha, beta = _params(fn, alpha, beta, validate_args)
+    try:
+        sample_shape = torch.Size(sample_shape)
+    except TypeError as e:
+        raise TypeError(f"{fn}: sample_shape must be a sequence of ints, got {sample_shape!r}") from e
+    if any(s < 0 for s in sample_shape):
+        raise ValueError(f"{fn}: sample_shape must be non-negative, got {tuple(sample_shape)}")
+    shape = sample_shape + _broadcast(fn, alpha.shape, beta.shape)
+    key = _keys(generator, shape, alpha.device)
     a, b = alpha.expand(shape), beta.expand(shape)
-    if shape[0] != len(generator):
-        raise ValueError(f"beta_rsample: {len(generator)} generators for a leading dimension of {shape[0]}")
-    return torch.stack([_draw(a[s], b[s], torch.Size(), g) for s, g in enumerate(generator)])
+    if _ext.compiled("beta_rsample", a):
+        with_grad = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+        return torch.ops.er_fast.beta_rsample(a, b, key, with_grad)[0]
+    return _ref.BetaRsample.apply(a, b, key)
+
+
+def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(dx/dalpha, dx/dbeta) of the implicit reparameterization at points x (broadcasting), the
+    gradient beta_rsample's backward uses. Not differentiable itself. Exactly 0 at x = 0 or 1;
+    NaN for x outside [0, 1]."""
+    fn = "beta_rsample_grad"
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{fn}: x must be a torch.Tensor, got {type(x).__name__}")
+    _check_dtype(fn, "x", x)
+    alpha, beta = _params(fn, alpha, beta, validate=True)
+    if x.device != alpha.device:
+        raise ValueError(f"{fn}: x and alpha are on different devices ({x.device} and {alpha.device})")
+    dt = torch.promote_types(x.dtype, alpha.dtype)
+    x, alpha, beta = x.detach().to(dt), alpha.detach().to(dt), beta.detach().to(dt)
+    shape = _broadcast(fn, x.shape, alpha.shape, beta.shape)
+    x, alpha, beta = x.expand(shape), alpha.expand(shape), beta.expand(shape)
+    if _ext.compiled("beta_rsample_grad", x):
+        return tuple(torch.ops.er_fast.beta_rsample_grad(x, alpha, beta))
+    return _ref.beta_rsample_grad(x, alpha, beta)
+
+
+if _ext.defined("beta_rsample"):
+
+    @torch.library.register_fake("er_fast::beta_rsample")
+    def _(alpha, beta, key, with_grad):
+        shape = alpha.shape
+        g = (lambda: alpha.new_empty(shape)) if with_grad else (lambda: alpha.new_empty(0))
+        return alpha.new_empty(shape), g(), g()
+
+    def _setup_context(ctx, inputs, output):
+        _, da, db = output
+        ctx.save_for_backward(da, db)
+        ctx.mark_non_differentiable(da, db)
+        ctx.with_grad = inputs[3]
+
+    def _backward(ctx, grad, _da, _db):
+        if torch.is_grad_enabled():
+            raise RuntimeError("beta_rsample: double backward (create_graph=True) is not supported")
+        if not ctx.with_grad and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
+            raise RuntimeError("beta_rsample: gradient requested but the op was told not to compute it")
+        da, db = ctx.saved_tensors
+        ga = grad * da if ctx.needs_input_grad[0] else None
+        gb = grad * db if ctx.needs_input_grad[1] else None
+        return ga, gb, None, None
+
+    torch.library.register_autograd("er_fast::beta_rsample", _backward, setup_context=_setup_context)
+
+if _ext.defined("beta_rsample_grad"):
+
+    @torch.library.register_fake("er_fast::beta_rsample_grad")
+    def _(x, alpha, beta):
+        return x.new_empty(x.shape), x.new_empty(x.shape)
