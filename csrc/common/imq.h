@@ -57,24 +57,17 @@ struct Consts {
   T r[2 * kMaxRational - 1];  // R coefficients r_0..r_14
 };
 
-// 1/q, correctly rounded even under nvcc --use_fast_math (which would otherwise turn float '/'
-// into an approximate __fdividef that also returns 0 for denominators above 2^126).
-// V is the element type T or, on the CPU, a GCC vector of T (scalar / vector broadcasts).
+// 1/q. V is the element type T or, on the CPU, a GCC vector of T (scalar / vector broadcast).
+// (nvcc runs without --use_fast_math, so this is an IEEE division on the GPU as well.)
 template <typename T, typename V>
 ER_IMQ_FN V recip(V q) {
   return T(1) / q;
 }
-#if defined(__CUDA_ARCH__)
-template <>
-ER_IMQ_FN float recip<float, float>(float q) {
-  return __frcp_rn(q);
-}
-#endif
 
 // Direct form: K and (if kGrad) G, S divisions.
 template <typename T, bool kGrad, typename V>
 ER_IMQ_FN void eval_direct(V D, const Consts<T>& k, V& K, V& G) {
-  V kk = D * T(0), gg = D * T(0);
+  V kk = V{}, gg = V{};
   for (int s = 0; s < k.S; ++s) {
     const V r = recip<T>(k.C[s] + D);
     const V v = k.C[s] * r;
