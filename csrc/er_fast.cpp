@@ -1,8 +1,11 @@
 // Every er_fast op schema lives in this one block; each backend registers its kernels
 // with TORCH_LIBRARY_IMPL in csrc/cpu/<op>.cpp and csrc/cuda/<op>.cu.
 // Autograd and fake (meta) kernels are registered from Python (er_fast/_ops/*.py).
+//
+// The Python module init; the CMake build (a plain C++ library for libtorch users) defines
+// ER_FAST_NO_PYTHON and needs no Python.h.
+#ifndef ER_FAST_NO_PYTHON
 #include <Python.h>
-#include <torch/library.h>
 
 extern "C" {
 // Importing er_fast._C loads this shared object, which runs the static registrations below.
@@ -11,6 +14,9 @@ PyObject* PyInit__C(void) {
   return PyModule_Create(&module_def);
 }
 }
+#endif
+
+#include <torch/library.h>
 
 TORCH_LIBRARY(er_fast, m) {
   // MMD² with the IMQ kernel sum_s C_s/(C_s+|a-b|²), C_s = c*scales[s].

@@ -10,6 +10,7 @@ from .. import reference
 from . import _ext
 
 DEFAULT_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+MAX_SCALES = 32  # the kernels' fixed-size constant block (csrc/common/imq.h kMaxScales)
 
 
 def _check(x: torch.Tensor, y: torch.Tensor, c: float, scales: Sequence[float], unbiased: bool) -> None:
@@ -42,9 +43,15 @@ def _check(x: torch.Tensor, y: torch.Tensor, c: float, scales: Sequence[float], 
         raise ValueError(f"mmd_imq: c must be positive and finite, got {c}")
     if len(scales) == 0:
         raise ValueError("mmd_imq: scales must not be empty")
+    if len(scales) > MAX_SCALES:
+        raise ValueError(f"mmd_imq: at most {MAX_SCALES} scales are supported, got {len(scales)}")
     for s in scales:
         if not (math.isfinite(s) and s > 0):
             raise ValueError(f"mmd_imq: every scale must be positive and finite, got {s}")
+        # C_s = c * s must be a normal positive number in the compute dtype (float32 below float64).
+        fi = torch.finfo(torch.float64 if x.dtype == torch.float64 else torch.float32)
+        if not (fi.tiny <= c * s <= fi.max):
+            raise ValueError(f"mmd_imq: c * scale = {c * s} is not a positive finite {fi.dtype} number")
 
 
 def mmd_imq(
@@ -63,7 +70,11 @@ def mmd_imq(
     float16/bfloat16 inputs are computed in float32 and cast back.
     Returns a tensor of the batch shape (...).
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"mmd_imq: x must be a torch.Tensor, got {type(x).__name__}")
     c = 2.0 * x.shape[-1] if c is None else float(c)
+    if isinstance(scales, (int, float)):
+        scales = (scales,)
     scales = [float(s) for s in scales]
     _check(x, y, c, scales, unbiased)
     dtype = x.dtype

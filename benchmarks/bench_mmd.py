@@ -1,0 +1,119 @@
+"""mmd_imq (the WAE penalty) forward + backward w.r.t. x only, B=16 batches of n=m=1024 points in
+d=8, the 7 default scales, side by side with what a user would otherwise run:
+
+  plain     the eager PyTorch a user writes (torch.cdist(...)**2, as the WAE code's MMD)
+  compiled  the same function under torch.compile (inductor; compiled outside the timing)
+  keops     pykeops LazyTensor reductions (no n x m matrix; its CPU kernel is compiled by g++ on
+            first use, outside the timing); skipped if pykeops cannot be imported or compiled
+  er_fast   er_fast.mmd_imq
+
+Run: python -m pytest benchmarks/bench_mmd.py --benchmark-only -q
+Read the ratios within the group (same inputs, same run). The n-sweep with peak memory is
+benchmarks/mmd_sweep.py.
+"""
+import pytest
+import torch
+
+import er_fast
+
+SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+B, N, D = 16, 1024, 8
+
+
+def mmd_plain(x, y, scales=SCALES):
+    """Unbiased MMD² with the multi-scale IMQ kernel as the WAE code writes it (full n x n
+    matrices, the diagonal removed with (1 - eye)), batched over the leading dimension."""
+    n, m, d = x.shape[-2], y.shape[-2], x.shape[-1]
+    c = 2.0 * d
+    dxx, dyy, dxy = torch.cdist(x, x) ** 2, torch.cdist(y, y) ** 2, torch.cdist(x, y) ** 2
+    offx = 1 - torch.eye(n, dtype=x.dtype)
+    offy = 1 - torch.eye(m, dtype=x.dtype)
+    res = 0
+    for s in scales:
+        cs = c * s
+        kxx = (cs / (cs + dxx) * offx).sum((-2, -1)) / (n * (n - 1))
+        kyy = (cs / (cs + dyy) * offy).sum((-2, -1)) / (m * (m - 1))
+        kxy = (cs / (cs + dxy)).sum((-2, -1)) / (n * m)
+        res = res + kxx + kyy - 2 * kxy
+    return res
+
+
+def make_keops():
+    """The same MMD² with KeOps LazyTensors; None if pykeops is unusable here."""
+    try:
+        from pykeops.torch import LazyTensor
+    except Exception:  # noqa: BLE001 - any import problem means: no KeOps baseline
+        return None
+
+    def ksum(a, b, scales):
+        a_i, b_j = LazyTensor(a[..., :, None, :]), LazyTensor(b[..., None, :, :])
+        d2 = ((a_i - b_j) ** 2).sum(-1)
+        k = None
+        for s in scales:
+            cs = 2.0 * a.shape[-1] * s
+            t = cs / (d2 + cs)
+            k = t if k is None else k + t
+        return k.sum(dim=a.dim() - 1).sum((-2, -1))  # reduce over j, then over i
+
+    def mmd_keops(x, y, scales=SCALES):
+        n, m = x.shape[-2], y.shape[-2]
+        S = len(scales)
+        sxx = (ksum(x, x, scales) - n * S) / (n * (n - 1))  # the diagonal holds k(0) = S exactly
+        syy = (ksum(y, y, scales) - m * S) / (m * (m - 1))
+        return sxx + syy - 2 * ksum(x, y, scales) / (n * m)
+
+    return mmd_keops
+
+
+def er_fast_mmd(x, y):
+    return er_fast.mmd_imq(x, y, scales=SCALES)
+
+
+def _inputs(dtype):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(B, N, D, generator=g, dtype=dtype).requires_grad_()
+    y = torch.rand(B, N, D, generator=g, dtype=dtype)  # a prior sample: no gradient
+    return x, y
+
+
+def _fwd_bwd(fn, x, y):
+    return torch.autograd.grad(fn(x, y).sum(), x)[0]
+
+
+_COMPILED = {}
+
+
+def _impl(name):
+    if name == "plain":
+        return mmd_plain
+    if name == "compiled":
+        if "c" not in _COMPILED:
+            _COMPILED["c"] = torch.compile(mmd_plain)
+        return _COMPILED["c"]
+    if name == "keops":
+        fn = make_keops()
+        if fn is None:
+            pytest.skip("pykeops not importable")
+        return fn
+    return er_fast_mmd
+
+
+ROUNDS = {"plain": 3, "compiled": 3, "keops": 5, "er_fast": 15}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32], ids=["f32"])
+@pytest.mark.parametrize("impl", ["plain", "compiled", "keops", "er_fast"])
+def test_mmd_fwd_bwd_B16_n1024_d8(benchmark, impl, dtype):
+    benchmark.group = f"mmd_imq fwd+bwd(x) B={B} n=m={N} d={D} 7 scales {str(dtype)[6:]}"
+    fn = _impl(impl)
+    x, y = _inputs(dtype)
+    try:
+        ref = _fwd_bwd(mmd_plain, x, y) if impl != "plain" else None
+        g = _fwd_bwd(fn, x, y)  # warm-up: torch.compile / KeOps compile here, not in the timing
+    except Exception as e:  # noqa: BLE001
+        if impl == "keops":
+            pytest.skip(f"KeOps failed to compile or run: {type(e).__name__}: {e}")
+        raise
+    if ref is not None:  # every contender computes the same gradient
+        assert (g - ref).abs().max() <= 1e-4 * ref.abs().max()
+    benchmark.pedantic(_fwd_bwd, args=(fn, x, y), rounds=ROUNDS[impl], iterations=1, warmup_rounds=1)
