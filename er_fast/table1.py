@@ -25,7 +25,7 @@ from .runio import atomic_write_json, atomic_write_text, load_tensors, read_json
 # Settings that define the results; a DIR made with other values is refused.
 DEFAULTS = dict(
     seeds=100,
-    steps=2000,
+    steps=3000,
     batch_size=128,
     lr=1e-3,
     width=64,
@@ -44,7 +44,7 @@ DEFAULTS = dict(
     chunk=50,
     dtype="float32",
 )
-QUICK = dict(seeds=3, steps=300, iwae_k=1000, iwae_points=32, test_points=256, wae_steps=600, chunk=3)
+QUICK = dict(seeds=3, steps=1000, iwae_k=1000, iwae_points=32, test_points=256, wae_steps=600, chunk=3)
 
 
 class UsageError(ValueError):
