@@ -18,13 +18,7 @@
 
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define ER_HD __host__ __device__ __forceinline__
-#elif defined(__GNUC__)
-#define ER_HD inline __attribute__((always_inline))
-#else
-#define ER_HD inline
-#endif
+#include "common/hd.h"
 
 namespace er_fast {
 namespace trig {
