@@ -26,10 +26,10 @@ namespace er_fast {
 namespace {
 
 using namespace beta;
-constexpr int kW = 8;  // lanes per block: one AVX-512 register of doubles
+constexpr int kW = 16;  // lanes per block: two AVX-512 registers of doubles (two independent chains per op hide latency)
 
 // Each lane loop must be vectorized as a loop (not fully unrolled and then only partly packed).
-#define ER_LANES _Pragma("omp simd simdlen(8)")
+#define ER_LANES _Pragma("omp simd simdlen(16)")
 
 // Largest value below 1 and smallest normal value of the output dtype: the open-interval clamp.
 template <typename T>
