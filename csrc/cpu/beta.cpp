@@ -14,7 +14,7 @@
 #include <limits>
 
 #include "common/beta_math.h"
-#include "common/checks.h"
+#include "common/beta_checks.h"
 #include "common/cpu_dispatch.h"
 
 // FP selects in the lane loops (Lentz's guards, frozen lanes) are if-converted into blends only
@@ -220,26 +220,10 @@ void parallel_chunks(int64_t n, const F& fn) {
   });
 }
 
-void check_params(const at::Tensor& alpha, const at::Tensor& beta) {
-  ER_CHECK_FLOAT(alpha, "alpha");
-  TORCH_CHECK(beta.scalar_type() == alpha.scalar_type(), "er_fast: alpha and beta must have the same dtype, got ",
-              alpha.scalar_type(), " and ", beta.scalar_type());
-  TORCH_CHECK(alpha.sizes() == beta.sizes(), "er_fast: alpha and beta must have the same (broadcast) shape, got ",
-              alpha.sizes(), " and ", beta.sizes());
-  ER_CHECK_DEVICE(alpha, at::kCPU, "alpha");
-  ER_CHECK_DEVICE(beta, at::kCPU, "beta");
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> beta_rsample_cpu(const at::Tensor& alpha, const at::Tensor& beta,
                                                                 const at::Tensor& key, bool with_grad) {
-  check_params(alpha, beta);
-  ER_CHECK_DEVICE(key, at::kCPU, "key");
-  TORCH_CHECK(key.scalar_type() == at::kLong, "er_fast: key must be int64, got ", key.scalar_type());
-  TORCH_CHECK((key.dim() == 1 && key.size(0) == 2) || (key.dim() == 2 && key.size(1) == 2 && key.size(0) >= 1),
-              "er_fast: key must have shape (2,) or (S, 2), got ", key.sizes());
-  const int64_t nk = key.dim() == 1 ? 1 : key.size(0);
-  TORCH_CHECK(nk == 1 || (alpha.dim() >= 1 && alpha.size(0) == nk), "er_fast: ", nk,
-              " keys need a leading dimension of ", nk, ", got shape ", alpha.sizes());
+  check_beta_params(alpha, beta, at::kCPU);
+  const int64_t nk = check_beta_key(key, alpha);
   const at::Tensor A = alpha.contiguous(), B = beta.contiguous(), K = key.contiguous();
   at::Tensor X = at::empty(A.sizes(), A.options());
   at::Tensor DA = with_grad ? at::empty(A.sizes(), A.options()) : at::empty({0}, A.options());
@@ -264,12 +248,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beta_rsample_cpu(const at::Tensor
 
 std::tuple<at::Tensor, at::Tensor> beta_rsample_grad_cpu(const at::Tensor& x, const at::Tensor& alpha,
                                                          const at::Tensor& beta) {
-  check_params(alpha, beta);
-  ER_CHECK_DEVICE(x, at::kCPU, "x");
-  TORCH_CHECK(x.scalar_type() == alpha.scalar_type(), "er_fast: x must have the dtype of alpha, got ",
-              x.scalar_type(), " and ", alpha.scalar_type());
-  TORCH_CHECK(x.sizes() == alpha.sizes(), "er_fast: x, alpha and beta must have the same (broadcast) shape, got ",
-              x.sizes(), " and ", alpha.sizes());
+  check_beta_params(alpha, beta, at::kCPU);
+  check_beta_points(x, alpha);
   const at::Tensor X = x.contiguous(), A = alpha.contiguous(), B = beta.contiguous();
   at::Tensor DA = at::empty(X.sizes(), X.options()), DB = at::empty(X.sizes(), X.options());
   const int64_t n = X.numel();

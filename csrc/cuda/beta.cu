@@ -11,7 +11,7 @@
 #include <limits>
 
 #include "common/beta_math.h"
-#include "common/checks.h"
+#include "common/beta_checks.h"
 
 namespace er_fast {
 namespace {
@@ -59,26 +59,10 @@ int blocks_for(int64_t n) {
   return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, int64_t{1} << 20));
 }
 
-void check_params(const at::Tensor& alpha, const at::Tensor& beta) {
-  ER_CHECK_FLOAT(alpha, "alpha");
-  TORCH_CHECK(beta.scalar_type() == alpha.scalar_type(), "er_fast: alpha and beta must have the same dtype, got ",
-              alpha.scalar_type(), " and ", beta.scalar_type());
-  TORCH_CHECK(alpha.sizes() == beta.sizes(), "er_fast: alpha and beta must have the same (broadcast) shape, got ",
-              alpha.sizes(), " and ", beta.sizes());
-  ER_CHECK_DEVICE(alpha, at::kCUDA, "alpha");
-  ER_CHECK_SAME_DEVICE(alpha, beta);
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> beta_rsample_cuda(const at::Tensor& alpha, const at::Tensor& beta,
                                                                  const at::Tensor& key, bool with_grad) {
-  check_params(alpha, beta);
-  ER_CHECK_SAME_DEVICE(alpha, key);
-  TORCH_CHECK(key.scalar_type() == at::kLong, "er_fast: key must be int64, got ", key.scalar_type());
-  TORCH_CHECK((key.dim() == 1 && key.size(0) == 2) || (key.dim() == 2 && key.size(1) == 2 && key.size(0) >= 1),
-              "er_fast: key must have shape (2,) or (S, 2), got ", key.sizes());
-  const int64_t nk = key.dim() == 1 ? 1 : key.size(0);
-  TORCH_CHECK(nk == 1 || (alpha.dim() >= 1 && alpha.size(0) == nk), "er_fast: ", nk,
-              " keys need a leading dimension of ", nk, ", got shape ", alpha.sizes());
+  check_beta_params(alpha, beta, at::kCUDA);
+  const int64_t nk = check_beta_key(key, alpha);
   const c10::cuda::CUDAGuard guard(alpha.device());
   const at::Tensor A = alpha.contiguous(), B = beta.contiguous(), K = key.contiguous();
   at::Tensor X = at::empty(A.sizes(), A.options());
@@ -105,12 +89,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beta_rsample_cuda(const at::Tenso
 
 std::tuple<at::Tensor, at::Tensor> beta_rsample_grad_cuda(const at::Tensor& x, const at::Tensor& alpha,
                                                           const at::Tensor& beta) {
-  check_params(alpha, beta);
-  ER_CHECK_SAME_DEVICE(x, alpha);
-  TORCH_CHECK(x.scalar_type() == alpha.scalar_type(), "er_fast: x must have the dtype of alpha, got ",
-              x.scalar_type(), " and ", alpha.scalar_type());
-  TORCH_CHECK(x.sizes() == alpha.sizes(), "er_fast: x, alpha and beta must have the same (broadcast) shape, got ",
-              x.sizes(), " and ", alpha.sizes());
+  check_beta_params(alpha, beta, at::kCUDA);
+  check_beta_points(x, alpha);
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor X = x.contiguous(), A = alpha.contiguous(), B = beta.contiguous();
   at::Tensor DA = at::empty(X.sizes(), X.options()), DB = at::empty(X.sizes(), X.options());
