@@ -73,7 +73,7 @@ def test_circle_embed_no_theta_fwd_bwd(benchmark, impl):
 def test_bandwidth_copy(benchmark, mib):
     """mib MiB read + mib MiB written: bandwidth = 2 * mib MiB / time. 16 MiB matches the
     working set of the 10^6-point ops (16-48 MB), 64 MiB is past the 4 MiB L2s."""
-    benchmark.group = f"bandwidth: copy_ of float32, read + write"
+    benchmark.group = "bandwidth: copy_ of float32, read + write"
     src = torch.randn(mib << 18)
     dst = torch.empty_like(src)
     benchmark(dst.copy_, src)

@@ -46,8 +46,8 @@ def stats(got, ref):
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    print(f"| point set | n | method | max rel. err | median rel. err |")
-    print(f"|---|---|---|---|---|")
+    print("| point set | n | method | max rel. err | median rel. err |")
+    print("|---|---|---|---|---|")
     for kind, seed in (("U[0.1,5]", 1), ("log-U[1e-2,1e3]", 2)):
         x, a, b = points(n, kind, seed)
         x = x.float().double()  # points representable in float32, so every method sees the same x

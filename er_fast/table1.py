@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 import torch
