@@ -1,6 +1,6 @@
 // Every er_fast op schema lives in this one block; each backend registers its kernels
 // with TORCH_LIBRARY_IMPL in csrc/cpu/<op>.cpp and csrc/cuda/<op>.cu.
-// Autograd and fake (meta) kernels are registered from Python (er_fast/_ops/*.py).
+// Autograd and fake (meta) kernels are registered from Python (er_fast/ops/*.py).
 //
 // The Python module init; the CMake build (a plain C++ library for libtorch users) defines
 // ER_FAST_NO_PYTHON and needs no Python.h.
@@ -18,20 +18,22 @@ PyObject* PyInit__C(void) {
 
 #include <torch/library.h>
 
+#include <string>
+
+#include "common/cpu_dispatch.h"
+
 TORCH_LIBRARY(er_fast, m) {
   // MMD² with the IMQ kernel sum_s C_s/(C_s+|a-b|²), C_s = c*scales[s].
   // Returns (mmd (...), d mmd/dx or empty, d mmd/dy or empty): the gradients per unit upstream
   // gradient are computed in the same pass when grad_x / grad_y ask for them.
   m.def("mmd_imq(Tensor x, Tensor y, float c, float[] scales, bool unbiased, bool grad_x, bool grad_y)"
         " -> (Tensor, Tensor, Tensor)");
-  // Beta ops (issue 3) go here.
   // x ~ Beta(alpha, beta) elementwise (alpha, beta already broadcast to the output shape); key is
   // int64 (2,) or (S, 2): one Philox stream per leading slice. Returns (x, dx/dalpha, dx/dbeta);
   // the gradients are computed in the same pass when with_grad, else they are empty.
   m.def("beta_rsample(Tensor alpha, Tensor beta, Tensor key, bool with_grad) -> (Tensor, Tensor, Tensor)");
   // The implicit reparameterization gradient (dx/dalpha, dx/dbeta) at given points x.
   m.def("beta_rsample_grad(Tensor x, Tensor alpha, Tensor beta) -> (Tensor, Tensor)");
-  // Circle / SO(2) ops (issue 4) go here.
   // circle_embed: z (..., k) -> (..., k, 2) = R(theta) (cos 2 pi z, sin 2 pi z), z reduced mod 1
   // first; theta (optional) broadcasts to z's shape. so2_rotate: p (..., 2) rotated by theta,
   // theta broadcastable to p.shape[:-1]. The backward ops take the forward's output and return
@@ -41,4 +43,7 @@ TORCH_LIBRARY(er_fast, m) {
   m.def("so2_rotate(Tensor p, Tensor theta) -> Tensor");
   m.def("so2_rotate_backward(Tensor grad, Tensor out, Tensor theta, bool grad_p, bool grad_theta)"
         " -> (Tensor, Tensor)");
+  // Which copy of the multiversioned CPU kernels runs: "avx512", "avx2" or "baseline"
+  // (common/cpu_dispatch.h; ER_FAST_CPU_ISA can force a lower one).
+  m.def("cpu_isa() -> str", [] { return std::string(er_fast::cpu_isa_name(er_fast::cpu_isa())); });
 }

@@ -14,7 +14,7 @@ namespace beta {
 // alpha, beta positive and finite (NaN fails both comparisons). Invalid parameters give NaN.
 // Bitwise & and | instead of && and || throughout: short-circuits are control flow, which stops
 // GCC from vectorizing the lane loops.
-ER_HD bool valid_params(double a, double b) {
+ER_FAST_HD bool valid_params(double a, double b) {
   return (a > 0.0) & (a <= 1.79769313486231570e308) & (b > 0.0) & (b <= 1.79769313486231570e308);
 }
 
@@ -29,7 +29,7 @@ struct GammaParams {
                  // type per struct lets GCC vectorize lane loops that pass it around)
 };
 
-ER_HD GammaParams gamma_params(double shape) {
+ER_FAST_HD GammaParams gamma_params(double shape) {
   GammaParams g;
   g.boost = shape < 1.0 ? 1.0 : 0.0;
   const double s = shape < 1.0 ? shape + 1.0 : shape;
@@ -41,11 +41,11 @@ ER_HD GammaParams gamma_params(double shape) {
 }
 
 // log(U)/shape for the boost (0 when no boost); u from draw j = 0.
-ER_HD double boost_term(const GammaParams& g, double u) { return g.boost != 0.0 ? vlog(u) * g.inv_shape : 0.0; }
+ER_FAST_HD double boost_term(const GammaParams& g, double u) { return g.boost != 0.0 ? vlog(u) * g.inv_shape : 0.0; }
 
 // One Marsaglia-Tsang trial from draw (u1, u2, u3): returns whether it was accepted and, if so,
 // log(d * v) in lg (the log of a Gamma(s) variate, s >= 1).
-ER_HD bool gamma_trial(const GammaParams& g, double u1, double u2, double u3, double& lg) {
+ER_FAST_HD bool gamma_trial(const GammaParams& g, double u1, double u2, double u3, double& lg) {
   const double z = std::sqrt(-2.0 * vlog(u1)) * vcos2pi(u2);  // Box-Muller, one normal per trial
   const double w = 1.0 + g.c * z;
   const bool pos = w > 0.0;
@@ -58,7 +58,7 @@ ER_HD bool gamma_trial(const GammaParams& g, double u1, double u2, double u3, do
 }
 
 // The draws of trial t of variate g for element key k.
-ER_HD void trial_uniforms(const PhiloxKey& k, uint32_t idx_lo, int t, int g, double& u1, double& u2, double& u3) {
+ER_FAST_HD void trial_uniforms(const PhiloxKey& k, uint32_t idx_lo, int t, int g, double& u1, double& u2, double& u3) {
   uint32_t r0, r1, r2, r3;
   philox4x32_10(static_cast<uint32_t>(1 + 2 * t + g), idx_lo, k.c2, k.c3, k.k0, k.k1, r0, r1, r2, r3);
   u1 = uniform53(r0, r1);
@@ -66,7 +66,7 @@ ER_HD void trial_uniforms(const PhiloxKey& k, uint32_t idx_lo, int t, int g, dou
   u3 = uniform32(r3);
 }
 
-ER_HD void boost_uniforms(const PhiloxKey& k, uint32_t idx_lo, double& ua, double& ub) {
+ER_FAST_HD void boost_uniforms(const PhiloxKey& k, uint32_t idx_lo, double& ua, double& ub) {
   uint32_t r0, r1, r2, r3;
   philox4x32_10(0u, idx_lo, k.c2, k.c3, k.k0, k.k1, r0, r1, r2, r3);
   ua = uniform53(r0, r1);
@@ -74,10 +74,10 @@ ER_HD void boost_uniforms(const PhiloxKey& k, uint32_t idx_lo, double& ua, doubl
 }
 
 // x = GA / (GA + GB) from the two log-Gamma variates.
-ER_HD double beta_from_logs(double lga, double lgb) { return 1.0 / (1.0 + vexp(lgb - lga)); }
+ER_FAST_HD double beta_from_logs(double lga, double lgb) { return 1.0 / (1.0 + vexp(lgb - lga)); }
 
 // Scalar sampler (CUDA; the CPU kernel runs the same steps lane-parallel).
-ER_HD double sample(double a, double b, const PhiloxKey& k, uint32_t idx_lo) {
+ER_FAST_HD double sample(double a, double b, const PhiloxKey& k, uint32_t idx_lo) {
   const GammaParams ga = gamma_params(a), gb = gamma_params(b);
   double ua, ub;
   boost_uniforms(k, idx_lo, ua, ub);
@@ -102,14 +102,14 @@ ER_HD double sample(double a, double b, const PhiloxKey& k, uint32_t idx_lo) {
 // difference cancels): shift both arguments up to >= 10 with the recurrence (the shift terms
 // s/((z+k)(z+s+k)) summed as one fraction), then the asymptotic series, whose leading part
 // log1p(s/Z) + s/(2Z(Z+s)) is formed without cancellation.
-ER_HD double psi_tail(double r) {  // psi(w) - log(w) + 1/(2w) for w >= 10, from r = 1/w^2
+ER_FAST_HD double psi_tail(double r) {  // psi(w) - log(w) + 1/(2w) for w >= 10, from r = 1/w^2
   return -r * (1.0 / 12 - r * (1.0 / 120 - r * (1.0 / 252 - r * (1.0 / 240 - r * (1.0 / 132 - r * (691.0 / 32760 - r / 12))))));
 }
 
-ER_HD double digamma_diff(double z, double s) {
+ER_FAST_HD double digamma_diff(double z, double s) {
   const double lo = z < z + s ? z : z + s;
   double num = 0.0, den = 1.0, Z = z;
-  ER_UNROLL
+  ER_FAST_UNROLL
   for (int k = 0; k < 10; ++k) {
     const bool need = lo + k < 10.0;
     const double d = Z * (Z + s);
@@ -128,7 +128,7 @@ ER_HD double digamma_diff(double z, double s) {
 // the smaller one (no cancellation). For one huge and one small concentration that rule can cost
 // thousands of iterations; there the form whose "q*y" is small converges in a few dozen (measured
 // on a grid of a, b in [1e-3, 1e5]: at most 358 iterations, 58 for a, b <= 1e3).
-ER_HD double use_symmetry(double x, double a, double b) {  // 1: symmetric form, 0: direct
+ER_FAST_HD double use_symmetry(double x, double a, double b) {  // 1: symmetric form, 0: direct
   const double base = x * (a + b + 2.0) >= a + 1.0 ? 1.0 : 0.0;
   // Override: x <= 1/2, b >= 2000 and b x <= max(20, a/2)  -> direct;
   //           x >  1/2, a >= 2000 and a (1-x) <= max(20, b/2) -> symmetric.
@@ -163,11 +163,11 @@ struct CF {
 
 // Stopping tolerance for results of dtype T (float32 or float64).
 template <typename T>
-ER_HD constexpr double cf_tol() { return sizeof(T) == 4 ? kTolF32 : 2.0 * kEps; }
+ER_FAST_HD constexpr double cf_tol() { return sizeof(T) == 4 ? kTolF32 : 2.0 * kEps; }
 
-ER_HD double guard(double v) { return std::fabs(v) < kSmall ? kSmall : v; }
+ER_FAST_HD double guard(double v) { return std::fabs(v) < kSmall ? kSmall : v; }
 
-ER_HD CF cf_init(double p, double q, double y) {
+ER_FAST_HD CF cf_init(double p, double q, double y) {
   // (A_1, A_2, B_1, B_2) = (1, 1, 1, 1 + d_1), d_1 = -(p+q) y / (p+1); normalized by 1/B_2.
   const double ip1 = 1.0 / (p + 1.0);
   const double d1 = -(p + q) * y * ip1;
@@ -183,7 +183,7 @@ ER_HD CF cf_init(double p, double q, double y) {
   return s;
 }
 
-ER_HD void cf_term(CF& s, double d, double ddp, double ddq) {
+ER_FAST_HD void cf_term(CF& s, double d, double ddp, double ddq) {
   const double An = s.A + d * s.Ap, Bn = s.B + d * s.Bp;
   const double dAnp = s.dAp + ddp * s.Ap + d * s.dApp, dAnq = s.dAq + ddq * s.Ap + d * s.dApq;
   const double dBnp = s.dBp + ddp * s.Bp + d * s.dBpp, dBnq = s.dBq + ddq * s.Bp + d * s.dBpq;
@@ -195,7 +195,7 @@ ER_HD void cf_term(CF& s, double d, double ddp, double ddq) {
 // Iteration m >= 1: the even term d_{2m} then the odd term d_{2m+1}, then rescale. Returns
 // whether h and both derivatives have converged (relative change below ~eps).
 // tol: the relative change judged converged, cf_tol<T>().
-ER_HD bool cf_iter(CF& s, double m, double p, double q, double y, double tol = 2.0 * kEps) {
+ER_FAST_HD bool cf_iter(CF& s, double m, double p, double q, double y, double tol = 2.0 * kEps) {
   const double p2m = p + 2.0 * m;
   // One division for both denominators: 1/(p2m (p2m-1)) and 1/(p2m (p2m+1)).
   const double r = 1.0 / (p2m * (p2m - 1.0) * (p2m + 1.0));
@@ -234,7 +234,7 @@ struct GradSetup {
   double sym, edge, bad;
 };
 
-ER_HD void grad_setup(double x, double a, double b, GradSetup& g) {
+ER_FAST_HD void grad_setup(double x, double a, double b, GradSetup& g) {
   const bool bad = !((x >= 0.0) & (x <= 1.0) & valid_params(a, b));  // NaN, outside [0, 1], bad a or b
   const bool edge = (x == 0.0) | (x == 1.0);  // dx/da -> 0 there (Boik & Robison-Cox's convention)
   const double xs = (bad | edge) ? 0.5 : x;
@@ -256,7 +256,7 @@ ER_HD void grad_setup(double x, double a, double b, GradSetup& g) {
 // dy/dp = -(y(1-y)/p) [dh/dp + h (log y + psi(p+q) - psi(p+1))]     (the 1/p and psi(p) terms
 // dy/dq = -(y(1-y)/p) [dh/dq + h (log(1-y) + psi(p+q) - psi(q))]      combined exactly)
 // The density and the prefactor y^p(1-y)^q/(p B) cancel analytically: no lgamma, no exp.
-ER_HD void grad_finish(const GradSetup& g, double h, double dhp, double dhq, double& dxda, double& dxdb) {
+ER_FAST_HD void grad_finish(const GradSetup& g, double h, double dhp, double dhq, double& dxda, double& dxdb) {
   const double Lp = g.ly + digamma_diff(g.p + 1.0, g.q - 1.0);
   const double Lq = g.l1y + digamma_diff(g.q, g.p);
   const double f = g.xy1 / g.p;
@@ -269,7 +269,7 @@ ER_HD void grad_finish(const GradSetup& g, double h, double dhp, double dhq, dou
 }
 
 // Scalar gradient (CUDA; the CPU kernel runs the same steps lane-parallel).
-ER_HD void grad(double x, double a, double b, double& dxda, double& dxdb, double tol = 2.0 * kEps) {
+ER_FAST_HD void grad(double x, double a, double b, double& dxda, double& dxdb, double tol = 2.0 * kEps) {
   GradSetup g;
   grad_setup(x, a, b, g);
   CF s = cf_init(g.p, g.q, g.y);

@@ -1,21 +1,47 @@
-// Runtime instruction-set dispatch for CPU kernels.
+// Runtime instruction-set dispatch for the CPU kernels.
 //
-// The extension is compiled for baseline x86-64 (no -march=native) so the binary runs on any
-// x86-64 CPU. Hot, non-template entry functions are marked ER_FAST_CPU_CLONES: GCC then emits an
-// AVX-512, an AVX2+FMA and a baseline copy and picks one at load time (ifunc) from the CPU's
-// features. Template helpers called from them should be `ER_FAST_INLINE` so they are inlined into
-// (and vectorized for) each clone rather than emitted once for the baseline.
+// The extension is compiled for baseline x86-64 (no -march=native), so the binary runs on any
+// x86-64 CPU. Each hot entry function is defined with ER_FAST_CPU_MULTIVERSION: GCC compiles its
+// body three times, for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline, and a small
+// dispatcher calls the copy that cpu_isa() selects: the best the CPU supports, or a lower one
+// named by the environment variable ER_FAST_CPU_ISA (avx512 | avx2 | baseline), read once, so the
+// tests can run every shipped copy on one machine. Template helpers called from the bodies are
+// ER_FAST_INLINE so they are inlined into (and vectorized for) each copy.
 #pragma once
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ER_FAST_NO_CLONES)
-#define ER_FAST_CPU_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define ER_FAST_CPU_CLONES
-#endif
 
 #if defined(__GNUC__)
 #define ER_FAST_INLINE inline __attribute__((always_inline))
 #else
 #define ER_FAST_INLINE inline
+#endif
+
+namespace er_fast {
+
+enum class CpuIsa : int { kBaseline = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// The instruction set the CPU kernels run with (csrc/cpu/cpu_isa.cpp).
+CpuIsa cpu_isa();
+const char* cpu_isa_name(CpuIsa isa);
+
+}  // namespace er_fast
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ER_FAST_NO_CLONES)
+// ret name params: three bodies and the dispatcher. `args` forwards the parameters, e.g.
+//   ER_FAST_CPU_MULTIVERSION(void, axpy, (float a, const float* x, float* y, int64_t n), (a, x, y, n), { ... })
+#define ER_FAST_CPU_MULTIVERSION(ret, name, params, args, ...)                  \
+  __attribute__((target("arch=x86-64-v4"))) ret name##_v4 params __VA_ARGS__    \
+  __attribute__((target("arch=x86-64-v3"))) ret name##_v3 params __VA_ARGS__    \
+  ret name##_v1 params __VA_ARGS__                                              \
+  ret name params {                                                             \
+    switch (::er_fast::cpu_isa()) {                                             \
+      case ::er_fast::CpuIsa::kAvx512:                                          \
+        return name##_v4 args;                                                  \
+      case ::er_fast::CpuIsa::kAvx2:                                            \
+        return name##_v3 args;                                                  \
+      default:                                                                  \
+        return name##_v1 args;                                                  \
+    }                                                                           \
+  }
+#else
+#define ER_FAST_CPU_MULTIVERSION(ret, name, params, args, ...) ret name params __VA_ARGS__
 #endif

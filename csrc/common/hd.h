@@ -4,26 +4,26 @@
 #include <cstring>
 
 #if defined(__CUDACC__)
-#define ER_HD __host__ __device__ __forceinline__
+#define ER_FAST_HD __host__ __device__ __forceinline__
 #elif defined(__GNUC__)
 // always_inline: the helpers must be inlined into the vectorized lane loops of each CPU clone.
-#define ER_HD inline __attribute__((always_inline))
+#define ER_FAST_HD inline __attribute__((always_inline))
 #else
-#define ER_HD inline
+#define ER_FAST_HD inline
 #endif
 
 // Full unrolling of fixed-count loops (Philox rounds, digamma shifts).
 #if defined(__CUDACC__)
-#define ER_UNROLL _Pragma("unroll")
+#define ER_FAST_UNROLL _Pragma("unroll")
 #elif defined(__GNUC__) && !defined(__clang__)
-#define ER_UNROLL _Pragma("GCC unroll 16")
+#define ER_FAST_UNROLL _Pragma("GCC unroll 16")
 #else
-#define ER_UNROLL
+#define ER_FAST_UNROLL
 #endif
 
 namespace er_fast {
 
-ER_HD uint64_t bits_of(double x) {
+ER_FAST_HD uint64_t bits_of(double x) {
 #if defined(__CUDA_ARCH__)
   return static_cast<uint64_t>(__double_as_longlong(x));
 #else
@@ -33,7 +33,7 @@ ER_HD uint64_t bits_of(double x) {
 #endif
 }
 
-ER_HD double double_of(uint64_t u) {
+ER_FAST_HD double double_of(uint64_t u) {
 #if defined(__CUDA_ARCH__)
   return __longlong_as_double(static_cast<long long>(u));
 #else
@@ -44,7 +44,7 @@ ER_HD double double_of(uint64_t u) {
 }
 
 // Exact uint64 -> double for v < 2^52 with plain 64-bit integer ops (AVX2 has no such convert).
-ER_HD double small_u64_to_double(uint64_t v) {
+ER_FAST_HD double small_u64_to_double(uint64_t v) {
   return double_of(0x4330000000000000ull | v) - 0x1p52;
 }
 

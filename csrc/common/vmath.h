@@ -2,7 +2,7 @@
 //
 // Why not <cmath>: GCC only vectorizes libm calls through glibc's libmvec under -ffast-math, so a
 // lane loop calling std::log stays scalar. These versions use only arithmetic, selects and 64-bit
-// integer ops, so they vectorize in every ER_FAST_CPU_CLONES copy, and the same code runs on CUDA
+// integer ops, so they vectorize in every ER_FAST_CPU_MULTIVERSION copy, and the same code runs on CUDA
 // (which keeps CPU and GPU samples close to bit-identical). Accuracy: about 1 ulp (log: fdlibm's
 // polynomial; exp: degree-13 Taylor on |r| <= ln2/2).
 #pragma once
@@ -13,7 +13,7 @@
 namespace er_fast {
 
 // log(x) for x > 0 (subnormals included); callers never pass 0, negatives, inf or NaN.
-ER_HD double vlog(double x) {
+ER_FAST_HD double vlog(double x) {
   const bool sub = x < 0x1p-1022;
   x = sub ? x * 0x1p54 : x;
   uint64_t ix = bits_of(x);
@@ -33,13 +33,13 @@ ER_HD double vlog(double x) {
 }
 
 // log(1 + x) for x > -1: log(u) with u = 1 + x, corrected by the rounding error of u.
-ER_HD double vlog1p(double x) {
+ER_FAST_HD double vlog1p(double x) {
   const double u = 1.0 + x;
   return vlog(u) + (x - (u - 1.0)) / u;
 }
 
 // exp(x); x below -745.2 gives 0, above 709.78 gives inf.
-ER_HD double vexp(double x) {
+ER_FAST_HD double vexp(double x) {
   const bool over = x > 709.782712893384;
   x = x < -745.2 ? -745.2 : (over ? 0.0 : x);
   const double shifter = 0x1.8p52;
@@ -73,7 +73,7 @@ ER_HD double vexp(double x) {
 }
 
 // cos(2*pi*u) for u in [0, 1] (the Box-Muller angle).
-ER_HD double vcos2pi(double u) {
+ER_FAST_HD double vcos2pi(double u) {
   double t = u > 0.5 ? 1.0 - u : u;  // cos(2 pi u) = cos(2 pi (1 - u)); t in [0, 0.5]
   const bool flip = t > 0.25;        // cos(2 pi t) = -cos(2 pi (0.5 - t))
   t = flip ? 0.5 - t : t;            // t in [0, 0.25]

@@ -29,7 +29,7 @@ using namespace beta;
 constexpr int kW = 16;  // lanes per block: two AVX-512 registers of doubles (two independent chains per op hide latency)
 
 // Each lane loop must be vectorized as a loop (not fully unrolled and then only partly packed).
-#define ER_LANES _Pragma("omp simd simdlen(16)")
+#define ER_FAST_LANES _Pragma("omp simd simdlen(16)")
 
 // Largest value below 1 and smallest normal value of the output dtype: the open-interval clamp.
 template <typename T>
@@ -45,7 +45,7 @@ ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b
   // The continued-fraction state, one array per field (structure of arrays for the vectorizer).
   double Ap[kW], A_[kW], Bp[kW], dApp[kW], dApq[kW], dAp[kW], dAq[kW], dBpp[kW], dBpq[kW], dBp[kW], dBq[kW];
   double H[kW], dHp[kW], dHq[kW];
-  ER_LANES
+  ER_FAST_LANES
   for (int l = 0; l < kW; ++l) {
     GradSetup g;
     grad_setup(x[l], a[l], b[l], g);
@@ -58,7 +58,7 @@ ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b
   for (int m = 1; m <= kMaxCfIter; ++m) {
     int64_t any = 0;
     const double md = static_cast<double>(m);
-    ER_LANES
+    ER_FAST_LANES
     for (int l = 0; l < kW; ++l) {
       CF s{Ap[l], A_[l], Bp[l], 1.0, dApp[l], dApq[l], dAp[l], dAq[l], dBpp[l], dBpq[l], dBp[l], dBq[l],
            H[l], dHp[l], dHq[l]};
@@ -75,7 +75,7 @@ ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b
     }
     if (!any) break;
   }
-  ER_LANES
+  ER_FAST_LANES
   for (int l = 0; l < kW; ++l) {
     GradSetup g;
     g.p = P[l]; g.q = Q[l]; g.y = Y[l]; g.ly = LY[l]; g.l1y = L1Y[l]; g.xy1 = XY[l];
@@ -88,7 +88,7 @@ ER_FAST_INLINE void grad_lanes(const double* x, const double* a, const double* b
 ER_FAST_INLINE void sample_lanes(const double* a, const double* b, const PhiloxKey* key, const uint32_t* idx,
                                  double* x) {
   double Gd[2][kW], Gc[2][kW], Glogd[2][kW], Ginv[2][kW], LG[2][kW], BT[2][kW], Gboost[2][kW];
-  ER_LANES
+  ER_FAST_LANES
   for (int l = 0; l < kW; ++l) {
     const GammaParams ga = gamma_params(a[l]), gb = gamma_params(b[l]);
     Gd[0][l] = ga.d; Gc[0][l] = ga.c; Glogd[0][l] = ga.log_d; Ginv[0][l] = ga.inv_shape; Gboost[0][l] = ga.boost;
@@ -100,11 +100,11 @@ ER_FAST_INLINE void sample_lanes(const double* a, const double* b, const PhiloxK
   }
   for (int g = 0; g < 2; ++g) {
     int64_t ACC[kW];
-    ER_LANES
+    ER_FAST_LANES
     for (int l = 0; l < kW; ++l) { ACC[l] = 0; LG[g][l] = Glogd[g][l]; }
     for (int t = 0; t < kMaxTrials; ++t) {
       int64_t all = 1;
-      ER_LANES
+      ER_FAST_LANES
       for (int l = 0; l < kW; ++l) {
         GammaParams p;
         p.d = Gd[g][l]; p.c = Gc[g][l]; p.log_d = Glogd[g][l]; p.inv_shape = Ginv[g][l]; p.boost = Gboost[g][l];
@@ -119,7 +119,7 @@ ER_FAST_INLINE void sample_lanes(const double* a, const double* b, const PhiloxK
       if (all) break;
     }
   }
-  ER_LANES
+  ER_FAST_LANES
   for (int l = 0; l < kW; ++l) {
     const double v = beta_from_logs(LG[0][l] + BT[0][l], LG[1][l] + BT[1][l]);
     x[l] = valid_params(a[l], b[l]) ? v : NAN;
@@ -136,7 +136,7 @@ ER_FAST_INLINE void sample_range(const T* A, const T* B, const int64_t* keys, in
     double a[kW], b[kW], x[kW];
     PhiloxKey key[kW];
     uint32_t idx[kW];
-    ER_LANES
+    ER_FAST_LANES
     for (int l = 0; l < kW; ++l) {
       const int64_t i = i0 + (l < n ? l : 0);
       a[l] = l < n ? static_cast<double>(A[i]) : 1.0;
@@ -147,7 +147,7 @@ ER_FAST_INLINE void sample_range(const T* A, const T* B, const int64_t* keys, in
       idx[l] = static_cast<uint32_t>(local);
     }
     sample_lanes(a, b, key, idx, x);
-    ER_LANES
+    ER_FAST_LANES
     for (int l = 0; l < kW; ++l) {
       // Round to the output dtype, then clamp into the open interval (0, 1) of that dtype.
       double v = static_cast<double>(static_cast<T>(x[l]));
@@ -171,7 +171,7 @@ ER_FAST_INLINE void grad_range(const T* X, const T* A, const T* B, T* DA, T* DB,
   for (int64_t i0 = begin; i0 < end; i0 += kW) {
     const int n = static_cast<int>(end - i0 < kW ? end - i0 : kW);
     double x[kW], a[kW], b[kW], da[kW], db[kW];
-    ER_LANES
+    ER_FAST_LANES
     for (int l = 0; l < kW; ++l) {
       const int64_t i = i0 + (l < n ? l : 0);
       x[l] = static_cast<double>(X[i]);
@@ -187,22 +187,10 @@ ER_FAST_INLINE void grad_range(const T* X, const T* A, const T* B, T* DA, T* DB,
 }
 
 // The hot entries, one per dtype, cloned per instruction set.
-ER_FAST_CPU_CLONES void sample_f32(const float* A, const float* B, const int64_t* K, int64_t nk, int64_t sn, float* X,
-                                   float* DA, float* DB, int64_t b, int64_t e) {
-  sample_range<float>(A, B, K, nk, sn, X, DA, DB, b, e);
-}
-ER_FAST_CPU_CLONES void sample_f64(const double* A, const double* B, const int64_t* K, int64_t nk, int64_t sn,
-                                   double* X, double* DA, double* DB, int64_t b, int64_t e) {
-  sample_range<double>(A, B, K, nk, sn, X, DA, DB, b, e);
-}
-ER_FAST_CPU_CLONES void grad_f32(const float* X, const float* A, const float* B, float* DA, float* DB, int64_t b,
-                                 int64_t e) {
-  grad_range<float>(X, A, B, DA, DB, b, e);
-}
-ER_FAST_CPU_CLONES void grad_f64(const double* X, const double* A, const double* B, double* DA, double* DB, int64_t b,
-                                 int64_t e) {
-  grad_range<double>(X, A, B, DA, DB, b, e);
-}
+ER_FAST_CPU_MULTIVERSION(void, sample_f32, (const float* A, const float* B, const int64_t* K, int64_t nk, int64_t sn, float* X, float* DA, float* DB, int64_t b, int64_t e), (A, B, K, nk, sn, X, DA, DB, b, e), { sample_range<float>(A, B, K, nk, sn, X, DA, DB, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, sample_f64, (const double* A, const double* B, const int64_t* K, int64_t nk, int64_t sn, double* X, double* DA, double* DB, int64_t b, int64_t e), (A, B, K, nk, sn, X, DA, DB, b, e), { sample_range<double>(A, B, K, nk, sn, X, DA, DB, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, grad_f32, (const float* X, const float* A, const float* B, float* DA, float* DB, int64_t b, int64_t e), (X, A, B, DA, DB, b, e), { grad_range<float>(X, A, B, DA, DB, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, grad_f64, (const double* X, const double* A, const double* B, double* DA, double* DB, int64_t b, int64_t e), (X, A, B, DA, DB, b, e), { grad_range<double>(X, A, B, DA, DB, b, e); })
 
 // Threads pull chunks of kChunk elements from a shared counter (dynamic scheduling): with a
 // static split, one descheduled thread on a busy machine holds up the whole call. Results do not
@@ -222,8 +210,8 @@ void parallel_chunks(int64_t n, const F& fn) {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> beta_rsample_cpu(const at::Tensor& alpha, const at::Tensor& beta,
                                                                 const at::Tensor& key, bool with_grad) {
-  check_beta_params(alpha, beta, at::kCPU);
-  const int64_t nk = check_beta_key(key, alpha);
+  check_beta_params("beta_rsample", alpha, beta, at::kCPU);
+  const int64_t nk = check_beta_key("beta_rsample", key, alpha);
   const at::Tensor A = alpha.contiguous(), B = beta.contiguous(), K = key.contiguous();
   at::Tensor X = at::empty(A.sizes(), A.options());
   at::Tensor DA = with_grad ? at::empty(A.sizes(), A.options()) : at::empty({0}, A.options());
@@ -248,8 +236,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beta_rsample_cpu(const at::Tensor
 
 std::tuple<at::Tensor, at::Tensor> beta_rsample_grad_cpu(const at::Tensor& x, const at::Tensor& alpha,
                                                          const at::Tensor& beta) {
-  check_beta_params(alpha, beta, at::kCPU);
-  check_beta_points(x, alpha);
+  check_beta_params("beta_rsample_grad", alpha, beta, at::kCPU);
+  check_beta_points("beta_rsample_grad", x, alpha);
   const at::Tensor X = x.contiguous(), A = alpha.contiguous(), B = beta.contiguous();
   at::Tensor DA = at::empty(X.sizes(), X.options()), DB = at::empty(X.sizes(), X.options());
   const int64_t n = X.numel();

@@ -9,7 +9,7 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 #include "common/cpu_dispatch.h"
-#include "common/imq.h"
+#include "common/mmd_imq_math.h"
 
 namespace er_fast {
 namespace mmd_cpu {

@@ -61,8 +61,8 @@ int blocks_for(int64_t n) {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> beta_rsample_cuda(const at::Tensor& alpha, const at::Tensor& beta,
                                                                  const at::Tensor& key, bool with_grad) {
-  check_beta_params(alpha, beta, at::kCUDA);
-  const int64_t nk = check_beta_key(key, alpha);
+  check_beta_params("beta_rsample", alpha, beta, at::kCUDA);
+  const int64_t nk = check_beta_key("beta_rsample", key, alpha);
   const c10::cuda::CUDAGuard guard(alpha.device());
   const at::Tensor A = alpha.contiguous(), B = beta.contiguous(), K = key.contiguous();
   at::Tensor X = at::empty(A.sizes(), A.options());
@@ -89,8 +89,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> beta_rsample_cuda(const at::Tenso
 
 std::tuple<at::Tensor, at::Tensor> beta_rsample_grad_cuda(const at::Tensor& x, const at::Tensor& alpha,
                                                           const at::Tensor& beta) {
-  check_beta_params(alpha, beta, at::kCUDA);
-  check_beta_points(x, alpha);
+  check_beta_params("beta_rsample_grad", alpha, beta, at::kCUDA);
+  check_beta_points("beta_rsample_grad", x, alpha);
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor X = x.contiguous(), A = alpha.contiguous(), B = beta.contiguous();
   at::Tensor DA = at::empty(X.sizes(), X.options()), DB = at::empty(X.sizes(), X.options());

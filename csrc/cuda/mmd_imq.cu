@@ -9,7 +9,7 @@
 //  * Sums: float partials over one tile (<= 256 columns), double across tiles; per block a
 //    fixed-order tree reduction writes 3 doubles; a second kernel adds the blocks in order.
 //    So the result is deterministic (no float atomics) and bitwise reproducible.
-//  * Per pair: imq::eval (common/imq.h), the same maths as the CPU kernel.
+//  * Per pair: imq::eval (common/mmd_imq_math.h), the same maths as the CPU kernel.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -19,8 +19,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "common/imq.h"
-#include "common/mmd_checks.h"
+#include "common/mmd_imq_math.h"
+#include "common/mmd_imq_checks.h"
 
 namespace er_fast {
 namespace {
@@ -35,131 +35,161 @@ struct RowsArgs {
   MmdWeights w;
 };
 
-// DMAX > 0: d <= DMAX, the row and its gradient live in registers, columns in shared memory.
-// DMAX == 0: any d; the row is read from global memory and the gradient accumulates in a
-// double scratch row (gscr, thread-private) in global memory.
+// A thread's row: the point a (registers when DMAX > 0), its gradient accumulators, and for the
+// generic path (DMAX == 0, any d) the row in global memory and a thread-private double scratch row.
 template <typename T, int DMAX>
-__global__ void __launch_bounds__(kTPB)
-    mmd_rows_kernel(const T* __restrict__ x, const T* __restrict__ y, const imq::Consts<T> kc, const RowsArgs p,
-                    T* __restrict__ gx, T* __restrict__ gy, double* __restrict__ gscr, double* __restrict__ partial) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* tile = reinterpret_cast<T*>(smem_raw);
-  __shared__ double red[3][kTPB];
-  const int d = p.d;
-  const int64_t b = p.b0 + blockIdx.y;
-  const bool xrow = blockIdx.x < p.nbx;
-  const int r = (xrow ? blockIdx.x : blockIdx.x - p.nbx) * kTPB + threadIdx.x;
-  const int nrows = xrow ? p.n : p.m;
-  const bool active = r < nrows;
-  const T* X = x + b * p.n * d;
-  const T* Y = y + b * p.m * d;
-  const T* arow = (xrow ? X : Y) + int64_t(active ? r : 0) * d;
-  const bool need_grad = xrow ? p.grad_x : p.grad_y;
+struct RowState {
+  static constexpr int kR = DMAX > 0 ? DMAX : 1;
+  T a[kR];
+  double g[kR];
+  const T* arow;
+  double* gs;
+};
 
-  T a[DMAX > 0 ? DMAX : 1];
-  double gacc[DMAX > 0 ? DMAX : 1];
-  double* gs = nullptr;
+template <typename T, int DMAX>
+__device__ __forceinline__ void row_init(RowState<T, DMAX>& st, const T* arow, bool active, bool need_grad,
+                                         double* gs, int d) {
+  st.arow = arow;
+  st.gs = nullptr;
   if (DMAX > 0) {
 #pragma unroll
-    for (int k = 0; k < (DMAX > 0 ? DMAX : 1); ++k) {
-      a[k] = (active && k < d) ? arow[k] : T(0);
-      gacc[k] = 0;
+    for (int k = 0; k < RowState<T, DMAX>::kR; ++k) {
+      st.a[k] = (active && k < d) ? arow[k] : T(0);
+      st.g[k] = 0;
     }
   } else if (need_grad && active) {
-    gs = gscr + ((b - p.b0) * (int64_t(p.n) + p.m) + (xrow ? 0 : p.n) + r) * d;
+    st.gs = gs;
     for (int k = 0; k < d; ++k) gs[k] = 0;
   }
+}
 
-  double s_self = 0, s_cross = 0;
-  for (int pass = 0; pass < 2; ++pass) {
-    // pass 0: the row's own set (skip j == r); pass 1: the other set.
-    if (pass == 1 && !xrow && !p.grad_y) break;  // y rows need the cross pass only for gradients
-    const T* cols = (pass == 0) == xrow ? X : Y;
-    const int ncols = (pass == 0) == xrow ? p.n : p.m;
-    const double wp = pass == 0 ? (xrow ? p.w.xx : p.w.yy) : p.w.xy;
-    for (int j0 = 0; j0 < ncols; j0 += p.tj) {
-      const int tj = min(p.tj, ncols - j0);
-      const T* bt;
-      if (DMAX > 0) {
-        __syncthreads();  // the previous tile is no longer read
-        for (int e = threadIdx.x; e < tj * d; e += kTPB) tile[e] = cols[int64_t(j0) * d + e];
-        __syncthreads();
-        bt = tile;
-      } else {
-        bt = cols + int64_t(j0) * d;  // read through the cache; every thread reads the same column
-      }
-      if (!active) continue;
-      T ks = 0;
-      T gp[DMAX > 0 ? DMAX : 1];
+// Columns [j0, j0 + tj) into shared memory (DMAX > 0); the generic path reads them in place.
+template <typename T, int DMAX>
+__device__ __forceinline__ const T* tile_load(T* tile, const T* cols, int j0, int tj, int d) {
+  if (DMAX == 0) return cols + int64_t(j0) * d;  // every thread reads the same column: cached
+  __syncthreads();  // the previous tile is no longer read
+  for (int e = threadIdx.x; e < tj * d; e += kTPB) tile[e] = cols[int64_t(j0) * d + e];
+  __syncthreads();
+  return tile;
+}
+
+// The row against the tile's tj columns, skipping column `skip` (the row itself, or -1). Returns
+// the float kernel sum over the tile; with kGrad the gradient G (a - b) is added to the row's
+// accumulators, weighted by wp (the term's weight), float within the tile and double across tiles.
+template <typename T, int DMAX, bool kGrad>
+__device__ __forceinline__ T tile_pairs(RowState<T, DMAX>& st, const T* bt, int tj, int skip, int d,
+                                        const imq::Consts<T>& kc, double wp) {
+  constexpr int kR = RowState<T, DMAX>::kR;
+  T ks = 0;
+  T gp[kR];
 #pragma unroll
-      for (int k = 0; k < (DMAX > 0 ? DMAX : 1); ++k) gp[k] = 0;
-      for (int jj = 0; jj < tj; ++jj) {
-        if (pass == 0 && j0 + jj == r) continue;
-        const T* bj = bt + jj * d;
-        T D = 0;
-        if (DMAX > 0) {
-#pragma unroll
-          for (int k = 0; k < (DMAX > 0 ? DMAX : 1); ++k)
-            if (k < d) {
-              const T df = a[k] - bj[k];  // differences, never |a|^2 + |b|^2 - 2ab
-              D += df * df;
-            }
-        } else {
-          for (int k = 0; k < d; ++k) {
-            const T df = arow[k] - bj[k];
-            D += df * df;
-          }
-        }
-        T K, G = 0;
-        if (need_grad)
-          imq::eval<T, true>(D, kc, K, G);
-        else
-          imq::eval<T, false>(D, kc, K, G);
-        ks += K;
-        if (need_grad) {
-          if (DMAX > 0) {
-#pragma unroll
-            for (int k = 0; k < (DMAX > 0 ? DMAX : 1); ++k)
-              if (k < d) gp[k] += G * (a[k] - bj[k]);
-          } else {
-            for (int k = 0; k < d; ++k) gs[k] += wp * double(G * (arow[k] - bj[k]));
-          }
-        }
-      }
-      if (pass == 0)
-        s_self += double(ks);
-      else
-        s_cross += double(ks);
-      if (DMAX > 0 && need_grad) {
-#pragma unroll
-        for (int k = 0; k < (DMAX > 0 ? DMAX : 1); ++k) gacc[k] += wp * double(gp[k]);
-      }
-    }
-  }
-  if (active && need_grad) {
-    T* g = (xrow ? gx + b * p.n * d : gy + b * p.m * d) + int64_t(r) * d;
+  for (int k = 0; k < kR; ++k) gp[k] = 0;
+  for (int jj = 0; jj < tj; ++jj) {
+    if (jj == skip) continue;
+    const T* bj = bt + jj * d;
+    T D = 0;
     if (DMAX > 0) {
 #pragma unroll
-      for (int k = 0; k < (DMAX > 0 ? DMAX : 1); ++k)
-        if (k < d) g[k] = static_cast<T>(gacc[k]);
+      for (int k = 0; k < kR; ++k)
+        if (k < d) {
+          const T df = st.a[k] - bj[k];  // differences, never |a|^2 + |b|^2 - 2ab
+          D += df * df;
+        }
     } else {
-      for (int k = 0; k < d; ++k) g[k] = static_cast<T>(gs[k]);
+      for (int k = 0; k < d; ++k) {
+        const T df = st.arow[k] - bj[k];
+        D += df * df;
+      }
+    }
+    T K, G = 0;
+    imq::eval<T, kGrad>(D, kc, K, G);
+    ks += K;
+    if (kGrad) {
+      if (DMAX > 0) {
+#pragma unroll
+        for (int k = 0; k < kR; ++k)
+          if (k < d) gp[k] += G * (st.a[k] - bj[k]);
+      } else {
+        for (int k = 0; k < d; ++k) st.gs[k] += wp * double(G * (st.arow[k] - bj[k]));
+      }
     }
   }
-  // Fixed-order block reduction of (sxx, syy, sxy) (full ordered sums over j != i).
-  red[0][threadIdx.x] = xrow ? s_self : 0.0;
-  red[1][threadIdx.x] = xrow ? 0.0 : s_self;
-  red[2][threadIdx.x] = xrow ? s_cross : 0.0;
+  if (kGrad && DMAX > 0) {
+#pragma unroll
+    for (int k = 0; k < kR; ++k) st.g[k] += wp * double(gp[k]);
+  }
+  return ks;
+}
+
+template <typename T, int DMAX>
+__device__ __forceinline__ void row_store_grad(const RowState<T, DMAX>& st, T* g, int d) {
+  if (DMAX > 0) {
+#pragma unroll
+    for (int k = 0; k < RowState<T, DMAX>::kR; ++k)
+      if (k < d) g[k] = static_cast<T>(st.g[k]);
+  } else {
+    for (int k = 0; k < d; ++k) g[k] = static_cast<T>(st.gs[k]);
+  }
+}
+
+// Fixed-order tree reduction of the block's three sums (sxx, syy, sxy) into out[0..3).
+__device__ __forceinline__ void block_reduce3(double sxx, double syy, double sxy, double* out) {
+  __shared__ double red[3][kTPB];
+  red[0][threadIdx.x] = sxx;
+  red[1][threadIdx.x] = syy;
+  red[2][threadIdx.x] = sxy;
   __syncthreads();
   for (int h = kTPB / 2; h > 0; h >>= 1) {
     if (threadIdx.x < h)
       for (int c = 0; c < 3; ++c) red[c][threadIdx.x] += red[c][threadIdx.x + h];
     __syncthreads();
   }
-  if (threadIdx.x < 3) {
-    const int nb = p.nbx + p.nby;
-    partial[(int64_t(blockIdx.y) * nb + blockIdx.x) * 3 + threadIdx.x] = red[threadIdx.x][0];
+  if (threadIdx.x < 3) out[threadIdx.x] = red[threadIdx.x][0];
+}
+
+// One thread per row of x (blocks [0, nbx)) or of y (blocks [nbx, nbx + nby)) of batch element
+// b0 + blockIdx.y. DMAX > 0: d <= DMAX, the row in registers, columns through shared memory.
+template <typename T, int DMAX>
+__global__ void __launch_bounds__(kTPB)
+    mmd_rows_kernel(const T* __restrict__ x, const T* __restrict__ y, const imq::Consts<T> kc, const RowsArgs p,
+                    T* __restrict__ gx, T* __restrict__ gy, double* __restrict__ gscr, double* __restrict__ partial) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* tile = reinterpret_cast<T*>(smem_raw);
+  const int d = p.d;
+  const int64_t b = p.b0 + blockIdx.y;
+  const bool xrow = blockIdx.x < p.nbx;
+  const int r = (xrow ? blockIdx.x : blockIdx.x - p.nbx) * kTPB + threadIdx.x;
+  const bool active = r < (xrow ? p.n : p.m);
+  const T* X = x + b * p.n * d;
+  const T* Y = y + b * p.m * d;
+  const bool need_grad = xrow ? p.grad_x : p.grad_y;
+  double* gs = gscr == nullptr ? nullptr : gscr + ((b - p.b0) * (int64_t(p.n) + p.m) + (xrow ? 0 : p.n) + r) * d;
+  RowState<T, DMAX> st;
+  row_init(st, (xrow ? X : Y) + int64_t(active ? r : 0) * d, active, need_grad, gs, d);
+
+  double s_self = 0, s_cross = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    // pass 0: the row's own set (skip j == r); pass 1: the other set.
+    if (pass == 1 && !xrow && !p.grad_y) break;  // y rows need the cross pass only for gradients
+    const bool own = pass == 0;
+    const T* cols = own == xrow ? X : Y;
+    const int ncols = own == xrow ? p.n : p.m;
+    const double wp = own ? (xrow ? p.w.xx : p.w.yy) : p.w.xy;
+    for (int j0 = 0; j0 < ncols; j0 += p.tj) {
+      const int tj = min(p.tj, ncols - j0);
+      const T* bt = tile_load<T, DMAX>(tile, cols, j0, tj, d);
+      if (!active) continue;
+      const int skip = own ? r - j0 : -1;
+      const T ks = need_grad ? tile_pairs<T, DMAX, true>(st, bt, tj, skip, d, kc, wp)
+                             : tile_pairs<T, DMAX, false>(st, bt, tj, skip, d, kc, wp);
+      (own ? s_self : s_cross) += double(ks);
+    }
   }
+  if (active && need_grad) row_store_grad(st, (xrow ? gx + b * p.n * d : gy + b * p.m * d) + int64_t(r) * d, d);
+  // (sxx, syy, sxy) as full ordered sums over j != i; the finalize kernel halves xx and yy.
+  const int nb = p.nbx + p.nby;
+  block_reduce3(xrow ? s_self : 0.0, xrow ? 0.0 : s_self, xrow ? s_cross : 0.0,
+                partial + (int64_t(blockIdx.y) * nb + blockIdx.x) * 3);
 }
 
 // One thread per batch element: add the blocks' partials in order and form MMD².

@@ -1,11 +1,11 @@
 // CUDA kernels of circle_embed / so2_rotate and their backward ops: grid-stride elementwise
-// loops over contiguous tensors, same maths as the CPU kernels (common/sincos.h).
+// loops over contiguous tensors, same maths as the CPU kernels (common/circle_math.h).
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "common/manifold_prep.h"
-#include "common/sincos.h"
+#include "common/circle_checks.h"
+#include "common/circle_math.h"
 
 namespace er_fast {
 namespace {
@@ -98,8 +98,8 @@ std::vector<int64_t> with_pair(at::IntArrayRef s) {
 }
 
 at::Tensor circle_embed_cuda(const at::Tensor& z_, const std::optional<at::Tensor>& theta_) {
-  ER_CHECK_DEVICE(z_, at::kCUDA, "z");
-  auto [z, th] = manifold::prep_circle(z_, theta_);
+  ER_FAST_CHECK_DEVICE(z_, at::kCUDA, "circle_embed", "z");
+  auto [z, th] = circle::prep_circle(z_, theta_);
   c10::cuda::CUDAGuard guard(z.device());
   at::Tensor out = at::empty(with_pair(z.sizes()), z.options());
   const int64_t n = z.numel();
@@ -116,8 +116,8 @@ at::Tensor circle_embed_cuda(const at::Tensor& z_, const std::optional<at::Tenso
 
 std::tuple<at::Tensor, at::Tensor> circle_embed_backward_cuda(const at::Tensor& grad_, const at::Tensor& out_,
                                                               bool grad_z, bool grad_theta) {
-  ER_CHECK_DEVICE(out_, at::kCUDA, "out");
-  manifold::check_grad_out(grad_, out_, "circle_embed_backward");
+  ER_FAST_CHECK_DEVICE(out_, at::kCUDA, "circle_embed_backward", "out");
+  circle::check_grad_out(grad_, out_, "circle_embed_backward");
   c10::cuda::CUDAGuard guard(out_.device());
   const at::Tensor grad = grad_.contiguous(), out = out_.contiguous();
   auto batch = out.sizes().slice(0, out.dim() - 1);
@@ -137,8 +137,8 @@ std::tuple<at::Tensor, at::Tensor> circle_embed_backward_cuda(const at::Tensor& 
 }
 
 at::Tensor so2_rotate_cuda(const at::Tensor& p_, const at::Tensor& theta_) {
-  ER_CHECK_DEVICE(p_, at::kCUDA, "p");
-  auto [p, th] = manifold::prep_so2(p_, theta_);
+  ER_FAST_CHECK_DEVICE(p_, at::kCUDA, "so2_rotate", "p");
+  auto [p, th] = circle::prep_so2(p_, theta_);
   c10::cuda::CUDAGuard guard(p.device());
   at::Tensor out = at::empty(p.sizes(), p.options());
   const int64_t n = th.numel();
@@ -154,9 +154,9 @@ at::Tensor so2_rotate_cuda(const at::Tensor& p_, const at::Tensor& theta_) {
 
 std::tuple<at::Tensor, at::Tensor> so2_rotate_backward_cuda(const at::Tensor& grad_, const at::Tensor& out_,
                                                             const at::Tensor& theta_, bool grad_p, bool grad_theta) {
-  ER_CHECK_DEVICE(out_, at::kCUDA, "out");
-  manifold::check_grad_out(grad_, out_, "so2_rotate_backward");
-  auto [out, th] = manifold::prep_so2(out_, theta_);
+  ER_FAST_CHECK_DEVICE(out_, at::kCUDA, "so2_rotate_backward", "out");
+  circle::check_grad_out(grad_, out_, "so2_rotate_backward");
+  auto [out, th] = circle::prep_so2(out_, theta_);
   c10::cuda::CUDAGuard guard(out.device());
   const at::Tensor grad = grad_.contiguous();
   at::Tensor dp = at::empty(grad_p ? out.sizes() : at::IntArrayRef{0}, out.options());

@@ -1,7 +1,7 @@
 // sin/cos polynomials shared by the CPU and CUDA circle_embed / so2_rotate kernels.
 //
 // Written branch-free (selects, no table lookups, no calls) so that GCC vectorizes the CPU loops
-// in every ER_FAST_CPU_CLONES clone and CUDA runs them without divergence. The polynomial
+// in every ER_FAST_CPU_MULTIVERSION copy and CUDA runs them without divergence. The polynomial
 // coefficients are minimax fits (relative error) made by tools/fit_sincos.py.
 //
 // * sincos_turn(z):  sin(2 pi z), cos(2 pi z). z is reduced modulo 1 *before* any scaling by
@@ -45,14 +45,14 @@ constexpr float kPio2f = 1.5707963705062866f;       // pi/2 rounded to float
 constexpr float kPio2Lof = -4.371138828673793e-08f;  // pi/2 - kPio2f
 constexpr float kRadLimitF = 4096.0f;
 
-ER_HD float rint_(float x) {
+ER_FAST_HD float rint_(float x) {
 #if defined(__CUDA_ARCH__)
   return rintf(x);
 #else
   return std::rint(x);
 #endif
 }
-ER_HD double rint_(double x) {
+ER_FAST_HD double rint_(double x) {
 #if defined(__CUDA_ARCH__)
   return ::rint(x);
 #else
@@ -60,7 +60,7 @@ ER_HD double rint_(double x) {
 #endif
 }
 
-ER_HD double fabs_(double x) {
+ER_FAST_HD double fabs_(double x) {
 #if defined(__CUDA_ARCH__)
   return ::fabs(x);
 #else
@@ -68,14 +68,14 @@ ER_HD double fabs_(double x) {
 #endif
 }
 
-ER_HD float fma_(float a, float b, float c) {
+ER_FAST_HD float fma_(float a, float b, float c) {
 #if defined(__CUDA_ARCH__)
   return fmaf(a, b, c);
 #else
   return std::fma(a, b, c);
 #endif
 }
-ER_HD double fma_(double a, double b, double c) {
+ER_FAST_HD double fma_(double a, double b, double c) {
 #if defined(__CUDA_ARCH__)
   return ::fma(a, b, c);
 #else
@@ -88,7 +88,7 @@ ER_HD double fma_(double a, double b, double c) {
 //   sin(yh + yl) ~ yh + (yl (1 - yh^2/2) + yh^3 S(yh^2))
 //   cos(yh + yl) ~ w + (((1 - w) - yh^2/2) + (yh^4 C(yh^2) - yh yl)),  w = 1 - yh^2/2
 // (the fdlibm arrangement: 1 - yh^2/2 is split so cos keeps ~half an ulp near |y| = pi/4).
-ER_HD void sincos_dw(float yh, float yl, float& s, float& c) {
+ER_FAST_HD void sincos_dw(float yh, float yl, float& s, float& c) {
   const float u = yh * yh, hu = 0.5f * u, w = 1.0f - hu;
   // minimax fits on [0, (pi/4)^2], relative error: sin 3.8e-9, cos 1.2e-10
   const float ps = -0.166666546095f + u * (0.00833216076181f + u * -0.000195152831862f);
@@ -96,7 +96,7 @@ ER_HD void sincos_dw(float yh, float yl, float& s, float& c) {
   s = yh + (yl * (1.0f - hu) + yh * u * ps);
   c = w + (((1.0f - w) - hu) + (u * u * pc - yh * yl));
 }
-ER_HD void sincos_dw(double yh, double yl, double& s, double& c) {
+ER_FAST_HD void sincos_dw(double yh, double yl, double& s, double& c) {
   const double u = yh * yh, hu = 0.5 * u, w = 1.0 - hu;
   // minimax fits on [0, (pi/4)^2], relative error: sin 3.6e-18, cos 5.6e-20
   const double ps =
@@ -118,7 +118,7 @@ ER_HD void sincos_dw(double yh, double yl, double& s, double& c) {
 // Rotate (s0, c0) = (sin y, cos y) by q quarter turns, q an integer-valued float in [-2, 2]:
 // returns sin and cos of y + q pi/2. Selects only, so it vectorizes.
 template <typename T>
-ER_HD void apply_quadrant(T q, T s0, T c0, T& s, T& c) {
+ER_FAST_HD void apply_quadrant(T q, T s0, T c0, T& s, T& c) {
   const bool odd = (q == T(1)) | (q == T(-1));
   const T a = odd ? c0 : s0;
   const T b = odd ? s0 : c0;
@@ -129,7 +129,7 @@ ER_HD void apply_quadrant(T q, T s0, T c0, T& s, T& c) {
 // Exact quarter-turn reduction: z = n + (q + f) / 4 with n, q integers, q in [-2, 2] and
 // f in [-1/2, 1/2]. Every step is exact in floating point.
 template <typename T>
-ER_HD void reduce_turn(T z, T& q, T& f) {
+ER_FAST_HD void reduce_turn(T z, T& q, T& f) {
   const T r = z - rint_(z);  // in [-1/2, 1/2]
   const T t = T(4) * r;      // in [-2, 2]
   q = rint_(t);
@@ -138,7 +138,7 @@ ER_HD void reduce_turn(T z, T& q, T& f) {
 
 // sin(2 pi z), cos(2 pi z) with exact periodicity in z; the remaining angle pi/2 f is formed
 // as a double-word.
-ER_HD void sincos_turn(float z, float& s, float& c) {
+ER_FAST_HD void sincos_turn(float z, float& s, float& c) {
   float q, f, s0, c0;
   reduce_turn(z, q, f);
   const float yh = f * kPio2f;
@@ -146,7 +146,7 @@ ER_HD void sincos_turn(float z, float& s, float& c) {
   sincos_dw(yh, yl, s0, c0);
   apply_quadrant(q, s0, c0, s, c);
 }
-ER_HD void sincos_turn(double z, double& s, double& c) {
+ER_FAST_HD void sincos_turn(double z, double& s, double& c) {
   double q, f, s0, c0;
   reduce_turn(z, q, f);
   const double yh = f * kPio2;
@@ -158,12 +158,12 @@ ER_HD void sincos_turn(double z, double& s, double& c) {
 // True when sincos_rad's reduction is accurate for x (false beyond kRadLimit / kRadLimitF; NaN
 // and inf count as in range: they give NaN, as sin and cos do). One compare keeps the loops
 // if-convertible.
-ER_HD bool rad_in_range(double x) { return !(fabs_(x) > kRadLimit); }
-ER_HD bool rad_in_range(float x) { return !(fabs_(static_cast<double>(x)) > static_cast<double>(kRadLimitF)); }
+ER_FAST_HD bool rad_in_range(double x) { return !(fabs_(x) > kRadLimit); }
+ER_FAST_HD bool rad_in_range(float x) { return !(fabs_(static_cast<double>(x)) > static_cast<double>(kRadLimitF)); }
 
 // TwoSum: a + b = s + e exactly.
 template <typename T>
-ER_HD void two_sum(T a, T b, T& s, T& e) {
+ER_FAST_HD void two_sum(T a, T b, T& s, T& e) {
   s = a + b;
   const T bb = s - a;
   e = (a - (s - bb)) + (b - bb);
@@ -173,7 +173,7 @@ ER_HD void two_sum(T a, T b, T& s, T& e) {
 // A, B, C of 32 bits, so q * A, q * B, q * C are exact (q < 2^21) and the subtractions are
 // tracked with TwoSum: yh + yl is right to ~1e-40 absolute, enough for the arguments closest to
 // a multiple of pi/2.
-ER_HD void reduce_rad(double x, double& q4, double& yh, double& yl) {
+ER_FAST_HD void reduce_rad(double x, double& q4, double& yh, double& yl) {
   const double q = rint_(x * kTwoOverPi);
   const double x1 = x - q * kPio2A;  // exact
   double y1, e1, y2, e2;
@@ -186,7 +186,7 @@ ER_HD void reduce_rad(double x, double& q4, double& yh, double& yl) {
 }
 
 // Cody-Waite in float for |x| <= kRadLimitF (q < 2^12), one more part than the double version.
-ER_HD void reduce_rad(float x, float& q4, float& yh, float& yl) {
+ER_FAST_HD void reduce_rad(float x, float& q4, float& yh, float& yl) {
   const float q = rint_(x * kTwoOverPif);
   const float x1 = x - q * kPio2Af;  // exact
   float y1, e1, y2, e2;
@@ -199,13 +199,13 @@ ER_HD void reduce_rad(float x, float& q4, float& yh, float& yl) {
 }
 
 // sin(x), cos(x) for x in range (see rad_in_range).
-ER_HD void sincos_rad(float x, float& s, float& c) {
+ER_FAST_HD void sincos_rad(float x, float& s, float& c) {
   float q4, yh, yl, s0, c0;
   reduce_rad(x, q4, yh, yl);
   sincos_dw(yh, yl, s0, c0);
   apply_quadrant(q4, s0, c0, s, c);
 }
-ER_HD void sincos_rad(double x, double& s, double& c) {
+ER_FAST_HD void sincos_rad(double x, double& s, double& c) {
   double q4, yh, yl, s0, c0;
   reduce_rad(x, q4, yh, yl);
   sincos_dw(yh, yl, s0, c0);

@@ -26,7 +26,7 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-// Per-pair maths is always inlined (ER_HD): on the CPU these templates take GCC vector types, and
+// Per-pair maths is always inlined (ER_FAST_HD): on the CPU these templates take GCC vector types, and
 // an out-of-line copy would be shared between the AVX-512/AVX2/baseline clones (wrong ABI/ISA).
 #include "common/hd.h"
 
@@ -51,13 +51,13 @@ struct Consts {
 // 1/q. V is the element type T or, on the CPU, a GCC vector of T (scalar / vector broadcast).
 // (nvcc runs without --use_fast_math, so this is an IEEE division on the GPU as well.)
 template <typename T, typename V>
-ER_HD V recip(V q) {
+ER_FAST_HD V recip(V q) {
   return T(1) / q;
 }
 
 // Direct form: K and (if kGrad) G, S divisions.
 template <typename T, bool kGrad, typename V>
-ER_HD void eval_direct(V D, const Consts<T>& k, V& K, V& G) {
+ER_FAST_HD void eval_direct(V D, const Consts<T>& k, V& K, V& G) {
   V kk = V{}, gg = V{};
   for (int s = 0; s < k.S; ++s) {
     const V r = recip<T>(k.C[s] + D);
@@ -74,26 +74,26 @@ ER_HD void eval_direct(V D, const Consts<T>& k, V& K, V& G) {
 // code path. (Estrin's scheme was measured: shorter chains but more instructions, no faster on
 // the CPU, where 4 independent vectors per block already hide the FMA latency.)
 template <typename T, bool kGrad, typename V>
-ER_HD void eval_rational(V D, const Consts<T>& k, V& K, V& G) {
+ER_FAST_HD void eval_rational(V D, const Consts<T>& k, V& K, V& G) {
   const V t = D * k.inv_cmax;
   V q = k.q[8] * t + k.q[7];
-ER_UNROLL
+ER_FAST_UNROLL
   for (int i = 6; i >= 0; --i) q = q * t + k.q[i];
   V p = k.p[7] * t + k.p[6];
-ER_UNROLL
+ER_FAST_UNROLL
   for (int i = 5; i >= 0; --i) p = p * t + k.p[i];
   const V inv = recip<T>(q);
   K = p * inv;
   if (kGrad) {
     V r = k.r[14] * t + k.r[13];
-ER_UNROLL
+ER_FAST_UNROLL
     for (int i = 12; i >= 0; --i) r = r * t + k.r[i];
     G = (r * inv) * (inv * k.inv_cmax);  // this order cannot overflow: r*inv <= S (1+t)^(S-1)
   }
 }
 
 template <typename T, bool kGrad>
-ER_HD void eval(T D, const Consts<T>& k, T& K, T& G) {
+ER_FAST_HD void eval(T D, const Consts<T>& k, T& K, T& G) {
   if (k.rational && D <= k.d_max)
     eval_rational<T, kGrad>(D, k, K, G);
   else

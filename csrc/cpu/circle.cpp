@@ -1,8 +1,8 @@
 // CPU kernels of circle_embed / so2_rotate and their backward ops.
 //
 // Every op is one pass over memory: contiguous inputs, interleaved (x, y) pairs, branch-free
-// sin/cos polynomials (common/sincos.h) so GCC vectorizes each loop in each ISA clone
-// (ER_FAST_CPU_CLONES), and at::parallel_for over element ranges.
+// sin/cos polynomials (common/circle_math.h) so GCC vectorizes each loop in each ISA clone
+// (ER_FAST_CPU_MULTIVERSION), and at::parallel_for over element ranges.
 // Backward passes use the saved output instead of recomputing sin/cos where they can:
 //   circle_embed: d out / dz = 2 pi (-out_y, out_x), d out / d theta = (-out_y, out_x);
 //   so2_rotate:   d out / d theta = (-out_y, out_x), d out / dp = R(theta) (needs cos, sin theta).
@@ -12,8 +12,8 @@
 #include <cmath>
 
 #include "common/cpu_dispatch.h"
-#include "common/manifold_prep.h"
-#include "common/sincos.h"
+#include "common/circle_checks.h"
+#include "common/circle_math.h"
 
 namespace er_fast {
 namespace {
@@ -147,33 +147,14 @@ ER_FAST_INLINE void so2_bwd(const T* g, const T* o, const T* th, T* dp, T* dth, 
 }
 
 // Non-template entry points: one set of ISA clones per dtype.
-ER_FAST_CPU_CLONES void circle_fwd_k(const float* z, const float* th, float* o, int64_t b, int64_t e) {
-  circle_fwd(z, th, o, b, e);
-}
-ER_FAST_CPU_CLONES void circle_fwd_k(const double* z, const double* th, double* o, int64_t b, int64_t e) {
-  circle_fwd(z, th, o, b, e);
-}
-ER_FAST_CPU_CLONES void circle_bwd_k(const float* g, const float* o, float* dz, float* dth, int64_t b, int64_t e) {
-  circle_bwd(g, o, dz, dth, b, e);
-}
-ER_FAST_CPU_CLONES void circle_bwd_k(const double* g, const double* o, double* dz, double* dth, int64_t b,
-                                       int64_t e) {
-  circle_bwd(g, o, dz, dth, b, e);
-}
-ER_FAST_CPU_CLONES void so2_fwd_k(const float* p, const float* th, float* o, int64_t b, int64_t e) {
-  so2_fwd(p, th, o, b, e);
-}
-ER_FAST_CPU_CLONES void so2_fwd_k(const double* p, const double* th, double* o, int64_t b, int64_t e) {
-  so2_fwd(p, th, o, b, e);
-}
-ER_FAST_CPU_CLONES void so2_bwd_k(const float* g, const float* o, const float* th, float* dp, float* dth, int64_t b,
-                                    int64_t e) {
-  so2_bwd(g, o, th, dp, dth, b, e);
-}
-ER_FAST_CPU_CLONES void so2_bwd_k(const double* g, const double* o, const double* th, double* dp, double* dth,
-                                    int64_t b, int64_t e) {
-  so2_bwd(g, o, th, dp, dth, b, e);
-}
+ER_FAST_CPU_MULTIVERSION(void, circle_fwd_k, (const float* z, const float* th, float* o, int64_t b, int64_t e), (z, th, o, b, e), { circle_fwd(z, th, o, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, circle_fwd_k, (const double* z, const double* th, double* o, int64_t b, int64_t e), (z, th, o, b, e), { circle_fwd(z, th, o, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, circle_bwd_k, (const float* g, const float* o, float* dz, float* dth, int64_t b, int64_t e), (g, o, dz, dth, b, e), { circle_bwd(g, o, dz, dth, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, circle_bwd_k, (const double* g, const double* o, double* dz, double* dth, int64_t b, int64_t e), (g, o, dz, dth, b, e), { circle_bwd(g, o, dz, dth, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, so2_fwd_k, (const float* p, const float* th, float* o, int64_t b, int64_t e), (p, th, o, b, e), { so2_fwd(p, th, o, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, so2_fwd_k, (const double* p, const double* th, double* o, int64_t b, int64_t e), (p, th, o, b, e), { so2_fwd(p, th, o, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, so2_bwd_k, (const float* g, const float* o, const float* th, float* dp, float* dth, int64_t b, int64_t e), (g, o, th, dp, dth, b, e), { so2_bwd(g, o, th, dp, dth, b, e); })
+ER_FAST_CPU_MULTIVERSION(void, so2_bwd_k, (const double* g, const double* o, const double* th, double* dp, double* dth, int64_t b, int64_t e), (g, o, th, dp, dth, b, e), { so2_bwd(g, o, th, dp, dth, b, e); })
 
 template <typename T>
 const T* ptr_or_null(const at::Tensor& t) {
@@ -191,8 +172,8 @@ std::vector<int64_t> with_pair(at::IntArrayRef s) {
 }
 
 at::Tensor circle_embed_cpu(const at::Tensor& z_, const std::optional<at::Tensor>& theta_) {
-  ER_CHECK_DEVICE(z_, at::kCPU, "z");
-  auto [z, th] = manifold::prep_circle(z_, theta_);
+  ER_FAST_CHECK_DEVICE(z_, at::kCPU, "circle_embed", "z");
+  auto [z, th] = circle::prep_circle(z_, theta_);
   at::Tensor out = at::empty(with_pair(z.sizes()), z.options());
   const int64_t n = z.numel();
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "circle_embed_cpu", [&] {
@@ -208,8 +189,8 @@ at::Tensor circle_embed_cpu(const at::Tensor& z_, const std::optional<at::Tensor
 
 std::tuple<at::Tensor, at::Tensor> circle_embed_backward_cpu(const at::Tensor& grad_, const at::Tensor& out_,
                                                              bool grad_z, bool grad_theta) {
-  ER_CHECK_DEVICE(out_, at::kCPU, "out");
-  manifold::check_grad_out(grad_, out_, "circle_embed_backward");
+  ER_FAST_CHECK_DEVICE(out_, at::kCPU, "circle_embed_backward", "out");
+  circle::check_grad_out(grad_, out_, "circle_embed_backward");
   const at::Tensor grad = grad_.contiguous(), out = out_.contiguous();
   auto batch = out.sizes().slice(0, out.dim() - 1);
   at::Tensor dz = grad_z ? at::empty(batch, out.options()) : at::empty({0}, out.options());
@@ -230,8 +211,8 @@ std::tuple<at::Tensor, at::Tensor> circle_embed_backward_cpu(const at::Tensor& g
 }
 
 at::Tensor so2_rotate_cpu(const at::Tensor& p_, const at::Tensor& theta_) {
-  ER_CHECK_DEVICE(p_, at::kCPU, "p");
-  auto [p, th] = manifold::prep_so2(p_, theta_);
+  ER_FAST_CHECK_DEVICE(p_, at::kCPU, "so2_rotate", "p");
+  auto [p, th] = circle::prep_so2(p_, theta_);
   at::Tensor out = at::empty(p.sizes(), p.options());
   const int64_t n = th.numel();
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "so2_rotate_cpu", [&] {
@@ -247,9 +228,9 @@ at::Tensor so2_rotate_cpu(const at::Tensor& p_, const at::Tensor& theta_) {
 
 std::tuple<at::Tensor, at::Tensor> so2_rotate_backward_cpu(const at::Tensor& grad_, const at::Tensor& out_,
                                                            const at::Tensor& theta_, bool grad_p, bool grad_theta) {
-  ER_CHECK_DEVICE(out_, at::kCPU, "out");
-  manifold::check_grad_out(grad_, out_, "so2_rotate_backward");
-  auto [out, th] = manifold::prep_so2(out_, theta_);
+  ER_FAST_CHECK_DEVICE(out_, at::kCPU, "so2_rotate_backward", "out");
+  circle::check_grad_out(grad_, out_, "so2_rotate_backward");
+  auto [out, th] = circle::prep_so2(out_, theta_);
   const at::Tensor grad = grad_.contiguous();
   at::Tensor dp = grad_p ? at::empty(out.sizes(), out.options()) : at::empty({0}, out.options());
   at::Tensor dth = grad_theta ? at::empty(th.sizes(), out.options()) : at::empty({0}, out.options());
