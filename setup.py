@@ -1,4 +1,8 @@
 """Build er_fast._C: CPU kernels always, CUDA kernels when torch is a CUDA build and nvcc is found.
+Everything else about the package (name, version, dependencies, entry point) is in pyproject.toml.
+
+er_fast compiles against the torch already installed: `pip install --no-build-isolation .`
+(build isolation would hide that torch, or fetch another one).
 
 Switches (environment):
   FORCE_CUDA=1          build the CUDA kernels even if the toolkit check would skip them
@@ -8,10 +12,17 @@ Switches (environment):
 """
 import glob
 import os
+import sys
 
-import torch
-from setuptools import find_packages, setup
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+try:
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+except ImportError:
+    sys.exit(
+        "er_fast builds against the torch already installed, and none is visible to this build "
+        "(pip's build isolation hides it). Install torch first, then: pip install --no-build-isolation ."
+    )
+from setuptools import setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -33,7 +44,8 @@ def extensions():
     debug = _flag("ER_FAST_DEBUG")
     sources = ["csrc/er_fast.cpp"] + sorted(glob.glob("csrc/cpu/*.cpp"))
     # torch's wheels ship libgomp.so.1, so -fopenmp here joins torch's OpenMP runtime
-    # (the at::parallel_for in headers is a no-op without it).
+    # (the at::parallel_for in headers is a no-op without it). No -march: the binary runs on any
+    # x86-64; the hot loops carry their own AVX-512 / AVX2 copies (csrc/common/cpu_dispatch.h).
     cxx = ["-O0", "-g"] if debug else ["-O3"]
     cxx += ["-std=c++20", "-fopenmp", "-DAT_PARALLEL_OPENMP", "-fno-math-errno"]
     link = ["-fopenmp"]
@@ -53,11 +65,4 @@ def extensions():
                           extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link)]
 
 
-setup(
-    name="er_fast",
-    version="0.1.0",
-    packages=find_packages(include=["er_fast", "er_fast.*"]),
-    ext_modules=extensions(),
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-    entry_points={"console_scripts": ["er-fast=er_fast.cli:main"]},
-)
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 import er_fast
-from er_fast import reference
-from er_fast.ops import _ext
+from er_fast.ops import reference
+from er_fast.ops import backend
 from er_fast.ops.mmd import DEFAULT_SCALES
 
 from conftest import devices, dtypes, requires_cuda
 
-HAS_KERNEL = _ext.defined("mmd_imq") and _ext.compiled("mmd_imq", torch.empty(0))
+HAS_KERNEL = backend.defined("mmd_imq") and backend.compiled("mmd_imq", torch.empty(0))
 needs_ext = pytest.mark.skipif(not HAS_KERNEL, reason="compiled extension not available")
 S7 = list(DEFAULT_SCALES)
 
@@ -251,24 +251,24 @@ BAD = [
     (lambda: (torch.randn(5, 3), torch.randn(5, 2)), {}, ValueError, "same d"),
     (lambda: (torch.randn(2, 5, 3), torch.randn(3, 5, 3)), {}, ValueError, "batch shape"),
     (lambda: (torch.randn(2, 5, 3), torch.randn(5, 3)), {}, ValueError, "batch shape"),
-    (lambda: (torch.randn(1, 3), torch.randn(5, 3)), {}, ValueError, "at least 2"),
-    (lambda: (torch.randn(5, 3), torch.randn(1, 3)), {}, ValueError, "at least 2"),
-    (lambda: (torch.randn(0, 3), torch.randn(4, 3)), {"unbiased": False}, ValueError, "at least one"),
+    (lambda: (torch.randn(1, 3), torch.randn(5, 3)), {}, ValueError, "at least 2 points"),
+    (lambda: (torch.randn(5, 3), torch.randn(1, 3)), {}, ValueError, "at least 2 points"),
+    (lambda: (torch.randn(0, 3), torch.randn(4, 3)), {"unbiased": False}, ValueError, "at least one point"),
     (lambda: (torch.randn(5), torch.randn(5)), {}, ValueError, r"\(\.\.\., n, d\)"),
     (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"c": 0.0}, ValueError, "c must be positive"),
     (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"c": -1.0}, ValueError, "c must be positive"),
     (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"c": math.inf}, ValueError, "c must be positive"),
     (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"c": math.nan}, ValueError, "c must be positive"),
-    (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"c": 1e38}, ValueError, "not a positive finite"),
-    (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"scales": []}, ValueError, "must not be empty"),
+    (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"c": 1e38}, ValueError, r"c \* scale must be a positive normal"),
+    (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"scales": []}, ValueError, "must be non-empty"),
     (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"scales": [1.0, 0.0]}, ValueError, "every scale"),
     (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"scales": [-1.0]}, ValueError, "every scale"),
     (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"scales": [math.inf]}, ValueError, "every scale"),
     (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"scales": [math.nan]}, ValueError, "every scale"),
     (lambda: (torch.randn(5, 3), torch.randn(5, 3)), {"scales": [1.0] * 33}, ValueError, "at most 32"),
     (lambda: (torch.ones(5, 3, dtype=torch.int64), torch.ones(5, 3, dtype=torch.int64)), {}, TypeError, "floating"),
-    (lambda: (torch.randn(5, 3), torch.randn(5, 3, dtype=torch.float64)), {}, TypeError, "different dtypes"),
-    (lambda: (torch.randn(5, 3), torch.randn(5, 3, device="meta")), {}, ValueError, "different devices"),
+    (lambda: (torch.randn(5, 3), torch.randn(5, 3, dtype=torch.float64)), {}, TypeError, "must be of the dtype of x"),
+    (lambda: (torch.randn(5, 3), torch.randn(5, 3, device="meta")), {}, ValueError, "must be on the device of x"),
     (lambda: ([[1.0, 2.0]] * 3, torch.randn(3, 2)), {}, TypeError, "torch.Tensor"),
 ]
 
@@ -286,19 +286,19 @@ def test_bad_input_python(make, kw, exc, match):
     [
         ((torch.randn(5, 3), torch.randn(5, 2), 1.0, S7, True, False, False), "same d"),
         ((torch.randn(2, 5, 3), torch.randn(3, 5, 3), 1.0, S7, True, False, False), "batch shape"),
-        ((torch.randn(1, 3), torch.randn(5, 3), 1.0, S7, True, False, False), "at least 2"),
+        ((torch.randn(1, 3), torch.randn(5, 3), 1.0, S7, True, False, False), "at least 2 points"),
         ((torch.randn(5, 3), torch.randn(5, 3), 0.0, S7, True, False, False), "c must be positive"),
         ((torch.randn(5, 3), torch.randn(5, 3), math.nan, S7, True, False, False), "c must be positive"),
-        ((torch.randn(5, 3), torch.randn(5, 3), 1.0, [], True, False, False), "must not be empty"),
+        ((torch.randn(5, 3), torch.randn(5, 3), 1.0, [], True, False, False), "must be non-empty"),
         ((torch.randn(5, 3), torch.randn(5, 3), 1.0, [0.0], True, False, False), "every scale"),
         ((torch.randn(5, 3), torch.randn(5, 3), 1.0, [math.inf], True, False, False), "every scale"),
-        ((torch.randn(5, 3), torch.randn(5, 3), 1e38, [10.0], True, False, False), "not a positive finite"),
+        ((torch.randn(5, 3), torch.randn(5, 3), 1e38, [10.0], True, False, False), r"c \* scale must be a positive normal"),
         ((torch.randn(5, 3), torch.randn(5, 3), 1.0, [1.0] * 33, True, False, False), "at most 32"),
         ((torch.ones(5, 3, dtype=torch.int32), torch.ones(5, 3, dtype=torch.int32), 1.0, S7, True, False, False),
          "float32 or float64"),
         ((torch.randn(5, 3).half(), torch.randn(5, 3).half(), 1.0, S7, True, False, False), "float32 or float64"),
         ((torch.randn(5, 3), torch.randn(5, 3, dtype=torch.float64), 1.0, S7, True, False, False),
-         "different dtypes"),
+         "must be of the dtype of x"),
         ((torch.randn(5), torch.randn(5), 1.0, S7, True, False, False), r"\(\.\.\., n, d\)"),
     ],
 )

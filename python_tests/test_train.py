@@ -1,13 +1,12 @@
-"""er_fast.train: S stacked seeds train like S separate runs; checkpoints; argument checks."""
+"""er_fast.vae.train: S stacked seeds train like S separate runs; checkpoints; argument checks."""
 import numpy as np
 import pytest
 import torch
 
-from er_fast.data import ToyData
-from er_fast.evaluate import evaluate
-from er_fast.models import get_spec
-from er_fast.train import TrainedModels, Trainer, clip_grad_norm_per_seed_, seed_generators, train_seeds
-from er_fast.wae import Embedding
+from er_fast.vae import ToyData, TrainedModels, Trainer, evaluate, get_spec, train_seeds
+from er_fast.vae.embedding import Embedding
+from er_fast.vae.seeds import seed_generators
+from er_fast.vae.train import clip_grad_norm_per_seed_
 
 SMALL = dict(steps=12, batch_size=8, width=12, depth=2, log_every=5, lr=3e-3)
 
@@ -97,7 +96,7 @@ def test_trainer_continues():
     one = train_seeds("vae-beta-2d", [0, 1], d, steps=10, batch_size=8, width=8, log_every=4, dtype=torch.float64)
     for k, v in one.model.state_dict().items():
         torch.testing.assert_close(t.model.state_dict()[k], v, rtol=0, atol=0)
-    assert t.result().config["steps"] == 10
+    assert t.result().config.steps == 10
 
 
 def test_per_seed_clipping():
@@ -124,13 +123,13 @@ def test_generators_independent_streams():
     x = [torch.rand(4, generator=g) for g in a + b]
     assert len({tuple(t.tolist()) for t in x}) == 4
     assert torch.equal(torch.rand(4, generator=seed_generators([1], "data")[0]), x[1])
-    with pytest.raises(ValueError, match="unknown stream"):
+    with pytest.raises(ValueError, match="stream must be one of"):
         seed_generators([0], "weights")
 
 
 def test_bad_arguments(data64):
     ok = dict(steps=2, batch_size=4, width=4)
-    with pytest.raises(ValueError, match="unknown model id"):
+    with pytest.raises(ValueError, match="model id must be one of"):
         train_seeds("vae-gauss-7d", [0], data64, **ok)
     for bad in (0, -3, 1.5):
         with pytest.raises(ValueError, match="steps"):
@@ -139,7 +138,7 @@ def test_bad_arguments(data64):
             train_seeds("er-proj-1d", [0], data64, **dict(ok, batch_size=bad))
         with pytest.raises(ValueError, match="width"):
             train_seeds("er-proj-1d", [0], data64, **dict(ok, width=bad))
-    with pytest.raises(ValueError, match="seeds must not be empty"):
+    with pytest.raises(ValueError, match="seeds must be a non-empty list"):
         train_seeds("er-proj-1d", [], data64, **ok)
     with pytest.raises(ValueError, match="seeds must be a list"):
         train_seeds("er-proj-1d", 3, data64, **ok)

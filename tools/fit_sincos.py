@@ -1,4 +1,4 @@
-"""Fit the sin/cos polynomials of csrc/common/sincos.h (run: python tools/fit_sincos.py).
+"""Fit the sin/cos polynomials of csrc/common/circle_math.h (run: python tools/fit_sincos.py).
 
 Two argument conventions, each in float32 and float64:
   * "quarter turns": f in [-1/2, 1/2], sin(pi/2 f) = f * S(f^2), cos(pi/2 f) = 1 + f^2 * C(f^2)
@@ -68,7 +68,7 @@ def fit(kind, deg_s, deg_c, u_max):
 
 
 if __name__ == "__main__":
-    # csrc/common/sincos.h uses the "radians" fits only (sincos_turn forms (pi/2) f as a
+    # csrc/common/circle_math.h uses the "radians" fits only (sincos_turn forms (pi/2) f as a
     # double-word and shares them); the "turns" fits are kept for comparison.
     cases = [  # (kind, dtype, sin degree in u, cos degree in u)
         ("turns", "float", 3, 3),

@@ -12,8 +12,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..reference import beta as _ref
-from . import _ext
+from .reference import beta as _ref
+from . import backend
 
 GeneratorArg = Optional[Union[torch.Generator, Sequence[torch.Generator]]]
 
@@ -27,7 +27,7 @@ def _as_param(name: str, v, like: Optional[torch.Tensor]) -> torch.Tensor:
         if like is not None:
             return torch.tensor(float(v), dtype=like.dtype, device=like.device)
         return torch.tensor(float(v), dtype=torch.get_default_dtype())
-    raise TypeError(f"beta_rsample: {name} must be a torch.Tensor or a real number, got {type(v).__name__}")
+    raise TypeError(f"er_fast.beta_rsample: {name} must be a torch.Tensor or a real number, got {type(v).__name__}")
 
 
 def _check_dtype(fn: str, name: str, t: torch.Tensor) -> None:
@@ -41,7 +41,7 @@ def _params(fn: str, alpha, beta, validate: bool) -> Tuple[torch.Tensor, torch.T
     _check_dtype(fn, "alpha", alpha)
     _check_dtype(fn, "beta", beta)
     if alpha.device != beta.device:
-        raise ValueError(f"{fn}: alpha and beta are on different devices ({alpha.device} and {beta.device})")
+        raise ValueError(f"{fn}: beta must be on the device of alpha ({alpha.device}), got {beta.device}")
     if alpha.dtype != beta.dtype:
         dt = torch.promote_types(alpha.dtype, beta.dtype)
         alpha, beta = alpha.to(dt), beta.to(dt)
@@ -60,7 +60,7 @@ def _broadcast(fn: str, *shapes) -> torch.Size:
     try:
         return torch.broadcast_shapes(*shapes)
     except RuntimeError as e:
-        raise ValueError(f"{fn}: shapes {[tuple(s) for s in shapes]} do not broadcast") from e
+        raise ValueError(f"{fn}: the shapes must broadcast together, got {[tuple(s) for s in shapes]}") from e
 
 
 def _key(gen: Optional[torch.Generator], device: torch.device) -> torch.Tensor:
@@ -73,20 +73,23 @@ def _keys(generator: GeneratorArg, shape: torch.Size, device: torch.device) -> t
     """(2,) for None / one generator; (S, 2) for S generators (one stream per leading slice)."""
     if generator is None or isinstance(generator, torch.Generator):
         if generator is not None and torch.device(generator.device).type != device.type:
-            raise ValueError(f"beta_rsample: generator is on {generator.device}, the parameters on {device}")
+            raise ValueError(f"er_fast.beta_rsample: generator must be on the parameters' device ({device}), "
+                             f"got {generator.device}")
         return _key(generator, device)
     if isinstance(generator, (str, bytes)) or not isinstance(generator, Sequence):
-        raise TypeError(f"beta_rsample: generator must be None, a torch.Generator or a sequence of them, "
+        raise TypeError(f"er_fast.beta_rsample: generator must be None, a torch.Generator or a sequence of them, "
                         f"got {type(generator).__name__}")
     gens = list(generator)
     for g in gens:
         if not isinstance(g, torch.Generator):
-            raise TypeError(f"beta_rsample: every item of generator must be a torch.Generator, got {type(g).__name__}")
+            raise TypeError(f"er_fast.beta_rsample: every item of generator must be a torch.Generator, "
+                            f"got {type(g).__name__}")
         if torch.device(g.device).type != device.type:
-            raise ValueError(f"beta_rsample: a generator is on {g.device}, the parameters on {device}")
+            raise ValueError(f"er_fast.beta_rsample: every generator must be on the parameters' device ({device}), "
+                             f"got {g.device}")
     if len(shape) == 0 or shape[0] != len(gens) or len(gens) == 0:
-        raise ValueError(f"beta_rsample: {len(gens)} generators need an output with leading dimension "
-                         f"{len(gens)}, got output shape {tuple(shape)}")
+        raise ValueError(f"er_fast.beta_rsample: the output must have leading dimension {len(gens)} (one per "
+                         f"generator), got shape {tuple(shape)}")
     return torch.stack([_key(g, device).to(device) for g in gens])
 
 
@@ -112,7 +115,7 @@ def beta_rsample(
     number below 1. ``validate_args=False`` skips the positivity/finiteness check (a device sync
     on CUDA); invalid parameters then give NaN.
     """
-    fn = "beta_rsample"
+    fn = "er_fast.beta_rsample"
     alpha, beta = _params(fn, alpha, beta, validate_args)
     try:
         sample_shape = torch.Size(sample_shape)
@@ -123,7 +126,7 @@ def beta_rsample(
     shape = sample_shape + _broadcast(fn, alpha.shape, beta.shape)
     key = _keys(generator, shape, alpha.device)
     a, b = alpha.expand(shape), beta.expand(shape)
-    if _ext.compiled("beta_rsample", a):
+    if backend.compiled("beta_rsample", a):
         with_grad = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
         return torch.ops.er_fast.beta_rsample(a, b, key, with_grad)[0]
     return _ref.BetaRsample.apply(a, b, key)
@@ -133,23 +136,23 @@ def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) 
     """(dx/dalpha, dx/dbeta) of the implicit reparameterization at points x (broadcasting), the
     gradient beta_rsample's backward uses. Not differentiable itself. Exactly 0 at x = 0 or 1;
     NaN for x outside [0, 1]."""
-    fn = "beta_rsample_grad"
+    fn = "er_fast.beta_rsample_grad"
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{fn}: x must be a torch.Tensor, got {type(x).__name__}")
     _check_dtype(fn, "x", x)
     alpha, beta = _params(fn, alpha, beta, validate=True)
     if x.device != alpha.device:
-        raise ValueError(f"{fn}: x and alpha are on different devices ({x.device} and {alpha.device})")
+        raise ValueError(f"{fn}: x must be on the device of alpha ({alpha.device}), got {x.device}")
     dt = torch.promote_types(x.dtype, alpha.dtype)
     x, alpha, beta = x.detach().to(dt), alpha.detach().to(dt), beta.detach().to(dt)
     shape = _broadcast(fn, x.shape, alpha.shape, beta.shape)
     x, alpha, beta = x.expand(shape), alpha.expand(shape), beta.expand(shape)
-    if _ext.compiled("beta_rsample_grad", x):
+    if backend.compiled("beta_rsample_grad", x):
         return tuple(torch.ops.er_fast.beta_rsample_grad(x, alpha, beta))
     return _ref.beta_rsample_grad(x, alpha, beta)
 
 
-if _ext.defined("beta_rsample"):
+if backend.defined("beta_rsample"):
 
     @torch.library.register_fake("er_fast::beta_rsample")
     def _(alpha, beta, key, with_grad):
@@ -165,9 +168,9 @@ if _ext.defined("beta_rsample"):
 
     def _backward(ctx, grad, _da, _db):
         if torch.is_grad_enabled():
-            raise RuntimeError("beta_rsample: double backward (create_graph=True) is not supported")
+            raise RuntimeError("er_fast.beta_rsample: double backward (create_graph=True) is not supported")
         if not ctx.with_grad and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
-            raise RuntimeError("beta_rsample: gradient requested but the op was told not to compute it")
+            raise RuntimeError("er_fast.beta_rsample: gradient requested but the op was told not to compute it")
         da, db = ctx.saved_tensors
         ga = grad * da if ctx.needs_input_grad[0] else None
         gb = grad * db if ctx.needs_input_grad[1] else None
@@ -175,7 +178,7 @@ if _ext.defined("beta_rsample"):
 
     torch.library.register_autograd("er_fast::beta_rsample", _backward, setup_context=_setup_context)
 
-if _ext.defined("beta_rsample_grad"):
+if backend.defined("beta_rsample_grad"):
 
     @torch.library.register_fake("er_fast::beta_rsample_grad")
     def _(x, alpha, beta):

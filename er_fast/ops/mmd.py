@@ -2,56 +2,69 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Optional, Sequence
 
 import torch
 
-from .. import reference
-from . import _ext
+from ..util.validation import fail, shown, tensor
+from . import backend, reference
 
 DEFAULT_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-MAX_SCALES = 32  # the kernels' fixed-size constant block (csrc/common/imq.h kMaxScales)
+MAX_SCALES = 32  # the kernels' fixed-size constant block (csrc/common/mmd_imq_math.h kMaxScales)
+OP = "er_fast.mmd_imq"
 
 
-def _check(x: torch.Tensor, y: torch.Tensor, c: float, scales: Sequence[float], unbiased: bool) -> None:
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"mmd_imq: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"mmd_imq: {name} must be a floating-point tensor, got {t.dtype}")
-        if t.dim() < 2:
-            raise ValueError(f"mmd_imq: {name} must have shape (..., n, d), got {tuple(t.shape)}")
-    if x.device != y.device:
-        raise ValueError(f"mmd_imq: x and y are on different devices ({x.device} and {y.device})")
-    if x.dtype != y.dtype:
-        raise TypeError(f"mmd_imq: x and y have different dtypes ({x.dtype} and {y.dtype})")
-    if x.shape[-1] != y.shape[-1]:
-        raise ValueError(f"mmd_imq: x and y must have the same d, got {x.shape[-1]} and {y.shape[-1]}")
+def _real(what: str, v) -> float:
+    # A tensor c or scale would silently get no gradient: only plain numbers are accepted.
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        fail(f"{OP}: {what}", "be a real number (not a tensor or string)", type(v).__name__, TypeError)
+    return float(v)
+
+
+def _scales(scales) -> list[float]:
+    if isinstance(scales, numbers.Real) and not isinstance(scales, bool):
+        scales = (scales,)
+    if isinstance(scales, (str, bytes, torch.Tensor)) or not isinstance(scales, Sequence):
+        fail(f"{OP}: scales", "be a sequence of real numbers", shown(scales), TypeError)
+    return [_real("every scale", s) for s in scales]
+
+
+def _check(x, y, c: float, scales: Sequence[float], unbiased: bool) -> None:
+    """The same rules, in the same words, as the C++ entry (csrc/common/mmd_imq_checks.h)."""
+    tensor(f"{OP}: x", x, floating=True)
+    tensor(f"{OP}: y", y, floating=True)
+    if y.device != x.device:
+        fail(f"{OP}: y", f"be on the device of x ({x.device})", y.device)
+    if y.dtype != x.dtype:
+        fail(f"{OP}: y", f"be of the dtype of x ({x.dtype})", y.dtype, TypeError)
+    if x.dim() < 2 or y.dim() < 2:
+        fail(f"{OP}: x and y", "be of shape (..., n, d)", f"{tuple(x.shape)} and {tuple(y.shape)}")
     if x.shape[:-2] != y.shape[:-2]:
-        raise ValueError(
-            f"mmd_imq: x and y must have the same batch shape, got {tuple(x.shape[:-2])} and {tuple(y.shape[:-2])}"
-        )
+        fail(f"{OP}: x and y", "be of the same batch shape", f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape[-1] != y.shape[-1]:
+        fail(f"{OP}: x and y", "be of the same d", f"{x.shape[-1]} and {y.shape[-1]}")
     if x.shape[-1] < 1:
-        raise ValueError("mmd_imq: d must be at least 1")
-    if unbiased and (x.shape[-2] < 2 or y.shape[-2] < 2):
-        raise ValueError(
-            f"mmd_imq: unbiased=True needs at least 2 points in x and in y, got n={x.shape[-2]}, m={y.shape[-2]}"
-        )
-    if not unbiased and (x.shape[-2] < 1 or y.shape[-2] < 1):
-        raise ValueError("mmd_imq: x and y need at least one point each")
+        fail(f"{OP}: d", "be at least 1", x.shape[-1])
+    n, m = x.shape[-2], y.shape[-2]
+    if unbiased and (n < 2 or m < 2):
+        fail(f"{OP}: x and y", "be samples of at least 2 points each when unbiased=True", f"n={n}, m={m}")
+    if n < 1 or m < 1:
+        fail(f"{OP}: x and y", "be samples of at least one point each", f"n={n}, m={m}")
     if not (math.isfinite(c) and c > 0):
-        raise ValueError(f"mmd_imq: c must be positive and finite, got {c}")
+        fail(f"{OP}: c", "be positive and finite", c)
     if len(scales) == 0:
-        raise ValueError("mmd_imq: scales must not be empty")
+        fail(f"{OP}: scales", "be non-empty", [])
     if len(scales) > MAX_SCALES:
-        raise ValueError(f"mmd_imq: at most {MAX_SCALES} scales are supported, got {len(scales)}")
+        fail(f"{OP}: scales", f"be a list of at most {MAX_SCALES} values", f"{len(scales)} values")
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    fi = torch.finfo(compute)
     for s in scales:
         if not (math.isfinite(s) and s > 0):
-            raise ValueError(f"mmd_imq: every scale must be positive and finite, got {s}")
+            fail(f"{OP}: every scale", "be positive and finite", s)
         # C_s = c * s must be a normal positive number in the compute dtype (float32 below float64).
-        fi = torch.finfo(torch.float64 if x.dtype == torch.float64 else torch.float32)
         if not (fi.tiny <= c * s <= fi.max):
-            raise ValueError(f"mmd_imq: c * scale = {c * s} is not a positive finite {fi.dtype} number")
+            fail(f"{OP}: c * scale", f"be a positive normal {str(compute)[6:]} number", c * s)
 
 
 def mmd_imq(
@@ -70,17 +83,14 @@ def mmd_imq(
     float16/bfloat16 inputs are computed in float32 and cast back.
     Returns a tensor of the batch shape (...).
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"mmd_imq: x must be a torch.Tensor, got {type(x).__name__}")
-    c = 2.0 * x.shape[-1] if c is None else float(c)
-    if isinstance(scales, (int, float)):
-        scales = (scales,)
-    scales = [float(s) for s in scales]
+    tensor(f"{OP}: x", x)
+    c = 2.0 * x.shape[-1] if c is None else _real("c", c)
+    scales = _scales(scales)
     _check(x, y, c, scales, unbiased)
     dtype = x.dtype
     if dtype in (torch.float16, torch.bfloat16):  # accumulate in float32
         x, y = x.float(), y.float()
-    if _ext.compiled("mmd_imq", x):
+    if backend.compiled("mmd_imq", x):
         gx = x.requires_grad and torch.is_grad_enabled()
         gy = y.requires_grad and torch.is_grad_enabled()
         out = torch.ops.er_fast.mmd_imq(x, y, c, scales, unbiased, gx, gy)[0]
@@ -89,7 +99,7 @@ def mmd_imq(
     return out.to(dtype)
 
 
-if _ext.defined("mmd_imq"):
+if backend.defined("mmd_imq"):
 
     @torch.library.register_fake("er_fast::mmd_imq")
     def _(x, y, c, scales, unbiased, grad_x, grad_y):
@@ -107,10 +117,10 @@ if _ext.defined("mmd_imq"):
     def _backward(ctx, grad, _gx, _gy):
         if torch.is_grad_enabled():
             # The saved gradients are constants to autograd: a second derivative would be wrong.
-            raise RuntimeError("mmd_imq: double backward (create_graph=True) is not supported")
+            raise RuntimeError("er_fast.mmd_imq: double backward (create_graph=True) is not supported")
         gx, gy = ctx.saved_tensors
         if (ctx.needs_input_grad[0] and not ctx.grad_x) or (ctx.needs_input_grad[1] and not ctx.grad_y):
-            raise RuntimeError("mmd_imq: gradient requested for an input the op was told not to differentiate")
+            raise RuntimeError("er_fast.mmd_imq: gradient requested for an input the op was told not to differentiate")
         # grad (...) scales the per-batch-element gradient (..., n, d).
         dx = grad[..., None, None] * gx if ctx.grad_x else None
         dy = grad[..., None, None] * gy if ctx.grad_y else None

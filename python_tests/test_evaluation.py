@@ -1,14 +1,12 @@
-"""er_fast.evaluate: ELBO, IWAE (against 1-d quadrature of log p(x)), active units."""
+"""er_fast.vae.evaluation: ELBO, IWAE (against 1-d quadrature of log p(x)), active units."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from er_fast.data import ToyData
-from er_fast.evaluate import evaluate
-from er_fast.models import StackedVAE
-from er_fast.train import TrainedModels, seed_generators, train_seeds
+from er_fast.vae import DataConfig, StackedVAE, ToyData, TrainConfig, TrainedModels, evaluate, train_seeds
+from er_fast.vae.seeds import seed_generators
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +21,8 @@ def _synthetic(S=2, D=100, P=16, sigma=0.01):
     """er-proj-1d with a random decoder, σ = 0.01, and data drawn from that decoder at z0 ~ U(0,1)
     plus N(0, σ²) noise: a sharp likelihood in z. The encoder is cut off so q(z|x) = Beta(2, 2) for
     every x — a poor proposal, deterministic whatever the sampler's random stream."""
-    m = StackedVAE("er-proj-1d", S, data_dim=D, width=32, init_generators=seed_generators(range(S), "init"),
-                   dtype=torch.float64, log_sigma_init=math.log(sigma))
+    cfg = TrainConfig(width=32, dtype="float64", log_sigma_init=math.log(sigma))
+    m = StackedVAE("er-proj-1d", S, cfg, data_dim=D, init_generators=seed_generators(range(S), "init"))
     with torch.no_grad():
         m.encoder.weights[-1].zero_()
         m.encoder.biases[-1].fill_(math.log(math.expm1(2.0 - m.beta_floor)))
@@ -32,7 +30,7 @@ def _synthetic(S=2, D=100, P=16, sigma=0.01):
         z0 = torch.rand(S, P, 1, generator=g, dtype=torch.float64)
         mean = m.decoder(m.decoder_input(z0, None))
         x = mean + sigma * torch.randn(mean.shape, generator=g, dtype=torch.float64)
-    return TrainedModels(m, list(range(S)), {}, {}), x
+    return TrainedModels(m, list(range(S)), cfg, {}, DataConfig(dim_x=D)), x
 
 
 def _log_px_quadrature(tr, x, grid=20000):

@@ -5,7 +5,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from .ops.beta import beta_rsample
+from .beta import beta_rsample
 
 __all__ = ["Beta"]
 

@@ -1,11 +1,11 @@
-"""er_fast.wae: the embedding learner and its quality report."""
+"""er_fast.vae.embedding: the WAE-MMD embedding learner and its quality report."""
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from er_fast.wae import Embedding, embedding_quality, load_embedding, train_embedding
+from er_fast.vae.embedding import Embedding, embedding_quality, load_embedding, train_embedding
 
 
 class ProjCircle(nn.Module):
@@ -36,7 +36,7 @@ def test_quality_metrics_on_known_maps():
 
 
 def test_short_wae_learns_a_circle_embedding():
-    f, q = train_embedding("circle", steps=1000, restarts=2, seed=1)  # ~10 s; 2 restarts guard against a fold
+    f, q = train_embedding(manifold="circle", steps=1000, restarts=2, seed=1)  # ~10 s; 2 restarts guard against a fold
     # stated bounds for this short run (README, section Library): close to S¹, most of it covered
     # once, f(0) near f(1), and no fold
     assert q["dist_mean"] < 0.1 and q["dist_max"] < 0.3, q
@@ -51,7 +51,7 @@ def test_short_wae_learns_a_circle_embedding():
 
 @pytest.mark.parametrize("manifold,n,m", [("torus", 2, 4), ("sphere", 2, 3)])
 def test_other_manifolds_run(manifold, n, m):
-    f, q = train_embedding(manifold, steps=5, batch_size=16, width=8, seed=1, restarts=2)
+    f, q = train_embedding(manifold=manifold, steps=5, batch_size=16, width=8, seed=1, restarts=2)
     assert len(q["wae_losses"]) == 2 and q["wae_loss"] == min(q["wae_losses"])
     assert f.in_dim == n and f.out_dim == m
     assert set(q) >= {"recon", "mmd", "dist_mean", "dist_max", "coverage", "injectivity"}
@@ -75,8 +75,8 @@ def test_state_dict_roundtrip(tmp_path):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="unknown manifold"):
-        train_embedding("mobius", steps=1)
+    with pytest.raises(ValueError, match="manifold must be one of"):
+        train_embedding(manifold="mobius", steps=1)
     with pytest.raises(ValueError, match="steps"):
         train_embedding(steps=0)
     with pytest.raises(ValueError, match="batch_size"):
@@ -91,5 +91,5 @@ def test_bad_arguments():
         train_embedding(steps=1, restarts=0)
     with pytest.raises(ValueError, match="seed"):
         train_embedding(steps=1, seed=-2)
-    with pytest.raises(ValueError, match="unknown manifold"):
+    with pytest.raises(ValueError, match="manifold must be one of"):
         embedding_quality(Embedding(1, 2), "klein")

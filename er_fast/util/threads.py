@@ -1,4 +1,4 @@
-"""Small helpers shared by the library modules."""
+"""torch's intra-op thread count, set for the duration of a call."""
 from __future__ import annotations
 
 import contextlib
@@ -6,11 +6,11 @@ from typing import Optional
 
 import torch
 
+from .validation import positive_int
+
 
 def check_threads(threads) -> Optional[int]:
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    return threads
+    return None if threads is None else positive_int("threads", threads)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 Data u ~ p(z) uniform on M ⊂ R^m (circle, torus, sphere); latent z_hid ∈ [0,1]^n, n = dim M, prior
 Uniform[0,1]^n. Encoder R^m → [0,1]^n (MLP, sigmoid output), decoder f: [0,1]^n → R^m (MLP, linear
-output). Loss per batch = mean ‖u − f(enc(u))‖² + λ · er_fast.mmd_imq(enc(u), prior batch)
+output). Loss per batch = mean ‖u − f(enc(u))‖² + λ · ops.mmd_imq(enc(u), prior batch)
 (IMQ constant c = n, the WAE code's choice for a uniform prior; unbiased estimator). The decoder f is
 returned, frozen, as the embedding the ER models use.
 
@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-import er_fast
-
-from ._util import check_threads, intra_op_threads
-from .data import MANIFOLDS, _check_manifold, angles_of, sample_manifold
+from .. import ops
+from ..util.threads import check_threads, intra_op_threads
+from ..util.validation import fail, one_of
+from .config import MANIFOLDS, WaeConfig, with_overrides
+from .data import angles_of, sample_manifold
 
 
 def _mlp(sizes, out_act=None) -> nn.Sequential:
@@ -54,11 +55,11 @@ def load_embedding(state_dict: dict) -> Embedding:
     """Rebuild an Embedding from its state_dict (shapes give in_dim, width, depth, out_dim)."""
     ws = sorted((k for k in state_dict if k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
     if not ws:
-        raise ValueError("not an Embedding state_dict: no '*.weight' entries")
+        fail("an Embedding state_dict", "hold '*.weight' entries", sorted(state_dict))
     shapes = [tuple(state_dict[k].shape) for k in ws]
     depth = len(shapes) - 1
     if depth < 1:
-        raise ValueError("not an Embedding state_dict: needs at least one hidden layer")
+        fail("an Embedding state_dict", "hold at least one hidden layer", f"{len(shapes)} layer(s)")
     f = Embedding(shapes[0][1], shapes[-1][0], shapes[0][0], depth)
     f.load_state_dict(state_dict)
     return f.to(state_dict[ws[0]].dtype)
@@ -111,7 +112,7 @@ def embedding_quality(
       the same point of S¹ when f wraps around once, so that pair must not count as a failure.
       ``wrap_gap`` = ‖f(0) − f(1)‖ (circle: small when f closes the loop) is reported beside it.
     """
-    _check_manifold(manifold)
+    one_of("manifold", manifold, MANIFOLDS)
     m, n = MANIFOLDS[manifold]
     p0 = next(f.parameters())
     dev, dt = p0.device, p0.dtype
@@ -121,7 +122,7 @@ def embedding_quality(
     if encoder is not None:
         out["recon"] = float((u - f(encoder(u))).square().sum(-1).mean())
     zu = torch.rand(n_samples, n, generator=g, device=dev, dtype=dt)
-    out["mmd"] = float(er_fast.mmd_imq(f(zu), u))
+    out["mmd"] = float(ops.mmd_imq(f(zu), u))
 
     grid = _latent_grid(n, 4000 if n == 1 else 100, dt).to(dev)
     fg = f(grid)
@@ -157,8 +158,10 @@ def embedding_quality(
     return out
 
 
-def _train_one(manifold, steps, batch_size, lam, width, depth, lr, seed_words, dev, dtype, progress, offset):
-    m, n = MANIFOLDS[manifold]
+def _train_one(cfg: WaeConfig, seed_words, dev, dtype, progress, offset):
+    m, n = MANIFOLDS[cfg.manifold]
+    manifold, steps, batch_size, lam, width, depth = cfg.manifold, cfg.steps, cfg.batch_size, cfg.lam, cfg.width, cfg.depth
+    lr = cfg.lr
     state = np.random.SeedSequence(seed_words).generate_state(2, np.uint32)
     g_init = torch.Generator().manual_seed(int(state[0]))
     with torch.random.fork_rng(devices=[]):  # nn.Linear draws from the global RNG: seed it locally
@@ -175,7 +178,7 @@ def _train_one(manifold, steps, batch_size, lam, width, depth, lr, seed_words, d
         prior = torch.rand(batch_size, n, generator=g, device=dev, dtype=dtype)
         zh = enc(u)
         rec = (u - f(zh)).square().sum(-1).mean()
-        loss = rec + lam * er_fast.mmd_imq(zh, prior, c=float(n))
+        loss = rec + lam * ops.mmd_imq(zh, prior, c=float(n))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -196,27 +199,14 @@ def wae_loss(enc: nn.Module, f: nn.Module, manifold: str, lam: float, *, n_sampl
     u = sample_manifold(manifold, n_samples, g, device=p0.device, dtype=p0.dtype)
     prior = torch.rand(n_samples, n, generator=g, device=p0.device, dtype=p0.dtype)
     zh = enc(u)
-    return float((u - f(zh)).square().sum(-1).mean() + lam * er_fast.mmd_imq(zh, prior, c=float(n)))
+    return float((u - f(zh)).square().sum(-1).mean() + lam * ops.mmd_imq(zh, prior, c=float(n)))
 
 
-def train_embedding(
-    manifold: str = "circle",
-    *,
-    steps: int = 2000,
-    batch_size: int = 128,
-    lam: float = 1.0,
-    width: int = 64,
-    depth: int = 2,
-    lr: float = 1e-2,
-    restarts: int = 3,
-    seed: int = 0,
-    device="cpu",
-    dtype: torch.dtype = torch.float32,
-    progress=None,
-    threads: Optional[int] = 1,
-):
-    """Train a WAE-MMD on p(z) (uniform on ``manifold``) and return (f, quality).
+def train_embedding(config: Optional[WaeConfig] = None, *, device="cpu", dtype: torch.dtype = torch.float32,
+                    progress=None, threads: Optional[int] = 1, **fields):
+    """Train a WAE-MMD on p(z) (uniform on ``config.manifold``) and return (f, quality).
 
+    ``config``: a WaeConfig (keyword overrides of its fields allowed, e.g. ``steps=500``).
     ``restarts`` independent WAEs are trained (init and data streams from SeedSequence([seed, r]))
     and the one with the lowest WAE objective on 1000 fresh held-out samples is kept: a WAE can
     stop in a fold (the encoder wraps the circle onto [0,1] twice and f covers half of it), and
@@ -231,34 +221,21 @@ def train_embedding(
     more, and on a loaded machine every OpenMP region waits for a descheduled worker (measured
     here: a 1000-step run took 5 s with 1 thread, 90 s with 2 under a load of 4 on 2 cores).
     """
-    _check_manifold(manifold)
-    for name, v in (("steps", steps), ("batch_size", batch_size), ("width", width), ("depth", depth),
-                    ("restarts", restarts)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if batch_size < 2:
-        raise ValueError("batch_size must be at least 2 (the unbiased MMD needs 2 points)")
-    if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam must be >= 0, got {lam}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be positive, got {lr}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    cfg = with_overrides(WaeConfig, config, fields)
     check_threads(threads)
     dev = torch.device(device)
     t0 = time.perf_counter()
     runs = []
     with intra_op_threads(threads):
-        for r in range(restarts):
-            enc, f = _train_one(manifold, steps, batch_size, lam, width, depth, lr, [seed, r], dev, dtype, progress,
-                                r * steps)
-            runs.append((wae_loss(enc, f, manifold, lam, seed=seed + 10_000), enc, f))
+        for r in range(cfg.restarts):
+            enc, f = _train_one(cfg, [cfg.seed, r], dev, dtype, progress, r * cfg.steps)
+            runs.append((wae_loss(enc, f, cfg.manifold, cfg.lam, seed=cfg.seed + 10_000), enc, f))
         train_s = time.perf_counter() - t0
-        best = min(range(restarts), key=lambda i: runs[i][0])
+        best = min(range(cfg.restarts), key=lambda i: runs[i][0])
         loss, enc, f = runs[best]
         for p in f.parameters():
             p.requires_grad_(False)
-        q = embedding_quality(f, manifold, encoder=enc, seed=seed + 20_000)
+        q = embedding_quality(f, cfg.manifold, encoder=enc, seed=cfg.seed + 20_000)
     q["wae_loss"] = loss
     q["wae_losses"] = [r[0] for r in runs]
     q["train_seconds"] = train_s

@@ -1,23 +1,15 @@
-"""er_fast.models: the registry, every model's shapes and gradients, the closed-form pieces."""
+"""er_fast.vae.model, specs, densities, stacked_mlp: the registry, every model's shapes and gradients, the closed-form pieces."""
 import math
 
 import pytest
 import torch
 
 import er_fast
-from er_fast.models import (
-    REGISTRY,
-    StackedMLP,
-    StackedVAE,
-    _StackedMLPFn,
-    _StackedMLPSqErrFn,
-    beta_log_prob,
-    get_spec,
-    kl_beta_uniform,
-    kl_gauss_std,
-    list_models,
-)
-from er_fast.wae import Embedding
+from er_fast.vae.densities import beta_log_prob, kl_beta_uniform, kl_gauss_std
+from er_fast.vae.embedding import Embedding
+from er_fast.vae.model import StackedVAE
+from er_fast.vae.specs import REGISTRY, get_spec, list_models
+from er_fast.vae.stacked_mlp import StackedMLP, StackedMLPFn, StackedMLPSqErrFn
 
 IDS = list(REGISTRY)
 
@@ -38,7 +30,7 @@ def test_registry():
     assert [s.id for s in list_models()] == IDS
     for s in list_models():
         assert s.description and s.latent in ("gauss", "beta") and s.n in (1, 2)
-    with pytest.raises(ValueError, match="unknown model id"):
+    with pytest.raises(ValueError, match="model id must be one of"):
         get_spec("vae-gauss-3d")
 
 
@@ -131,14 +123,14 @@ def test_stacked_mlp_backward_gradcheck():
     m = StackedMLP(3, [5, 7, 6, 4], gens(3), dtype=torch.float64)
     wb = [t for pair in zip(m.weights, m.biases) for t in pair]
     x = torch.randn(3, 8, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, *wb: _StackedMLPFn.apply(x, *wb), (x, *wb))
+    assert torch.autograd.gradcheck(lambda x, *wb: StackedMLPFn.apply(x, *wb), (x, *wb))
     # the fused ‖target − MLP(h)‖², with k rows of h per target row, and a fan-in-1 first layer
     m1 = StackedMLP(3, [1, 7, 6, 4], gens(3), dtype=torch.float64)
     wb1 = [t for pair in zip(m1.weights, m1.biases) for t in pair]
     target = torch.randn(3, 4, 4, dtype=torch.float64)
     for k in (1, 3):
         h = torch.randn(3, 4 * k, 1, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda h, *wb: _StackedMLPSqErrFn.apply(target, k, h, *wb), (h, *wb1))
+        assert torch.autograd.gradcheck(lambda h, *wb: StackedMLPSqErrFn.apply(target, k, h, *wb), (h, *wb1))
         ref = (target.unsqueeze(2) - m1(h).view(3, 4, k, 4)).square().sum(-1).view(3, 4 * k)
         torch.testing.assert_close(m1.sq_err(target, h, k), ref)
 
@@ -150,13 +142,13 @@ def test_sigma_floor():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="needs a learned embedding"):
+    with pytest.raises(ValueError, match="be a learned embedding f"):
         StackedVAE("er-learned-1d", 2)
-    with pytest.raises(ValueError, match="takes no learned embedding"):
+    with pytest.raises(ValueError, match="no learned f.*must be None"):
         StackedVAE("er-proj-1d", 2, embedding=Embedding(1, 2))
-    with pytest.raises(ValueError, match="latent dimension"):
+    with pytest.raises(ValueError, match="map the latent dimension"):
         StackedVAE("er-learned-1d", 2, embedding=Embedding(2, 2))
-    with pytest.raises(ValueError, match="unknown model id"):
+    with pytest.raises(ValueError, match="model id must be one of"):
         StackedVAE("nope", 2)
     with pytest.raises(ValueError, match="S must be"):
         StackedVAE("er-proj-1d", 0)
@@ -166,12 +158,12 @@ def test_bad_arguments():
         StackedVAE("er-proj-1d", 2, beta_floor=0.0)
     with pytest.raises(ValueError, match="sigma_floor"):
         StackedVAE("er-proj-1d", 2, sigma_floor=-1.0)
-    with pytest.raises(ValueError, match="init generators"):
+    with pytest.raises(ValueError, match="init_generators must hold"):
         StackedVAE("er-proj-1d", 2, init_generators=gens(3))
     m = make("er-proj-1d")
     with pytest.raises(ValueError, match="x must have shape"):
         m.encode(torch.zeros(3, 4, 6, dtype=torch.float64))
     with pytest.raises(ValueError, match="x must have shape"):
         m.encode(torch.zeros(2, 4, 5, dtype=torch.float64))
-    with pytest.raises(ValueError, match="noise generators"):
+    with pytest.raises(ValueError, match="noise generators must be"):
         m(torch.zeros(2, 4, 6, dtype=torch.float64), gens(1))

@@ -10,17 +10,15 @@ import os
 import sys
 
 import torch
-from torch.utils import benchmark as tb
 
-import er_fast
-
+from .. import ops
+from ..util.timing import time_call
 from . import baselines, plots
-from .runio import atomic_write_json, atomic_write_text
+from .rundir import atomic_write_json, atomic_write_text
 
 
 def _time(fn, min_run_time: float) -> float:
-    fn()  # warm-up (and KeOps / inductor compilation) outside the timing
-    return tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
+    return time_call(fn, min_run_time).median
 
 
 def _grad(fn, inputs):
@@ -37,17 +35,17 @@ def _cases(device: str, quick: bool):
     B, n, d = (4, 512, 8) if quick else (16, 1024, 8)
     x = torch.randn(B, n, d, device=device, dtype=dt, generator=g).requires_grad_()
     y = torch.rand(B, n, d, device=device, dtype=dt, generator=g)
-    mmd = {"er_fast": _grad(er_fast.mmd_imq, (x, y)), "plain PyTorch (cdist)": _grad(baselines.mmd_plain, (x, y))}
+    mmd = {"er_fast": _grad(ops.mmd_imq, (x, y)), "plain PyTorch (cdist)": _grad(baselines.mmd_plain, (x, y))}
     keops = baselines.make_keops_mmd()
     if keops is not None:
         mmd["KeOps"] = _grad(keops, (x, y))
     N = 10**5 if quick else 10**6
     a = (torch.rand(N, device=device, dtype=dt, generator=g) * 4.9 + 0.1).requires_grad_()
     b = (torch.rand(N, device=device, dtype=dt, generator=g) * 4.9 + 0.1).requires_grad_()
-    beta = {"er_fast": _grad(er_fast.beta_rsample, (a, b)), "torch.distributions.Beta": _grad(baselines.beta_rsample_torch, (a, b))}
+    beta = {"er_fast": _grad(ops.beta_rsample, (a, b)), "torch.distributions.Beta": _grad(baselines.beta_rsample_torch, (a, b))}
     z = torch.rand(N, 1, device=device, dtype=dt, generator=g).requires_grad_()
     th = (torch.rand(N, 1, device=device, dtype=dt, generator=g) * 2 * math.pi).requires_grad_()
-    circle = {"er_fast": _grad(er_fast.circle_embed, (z, th)), "eager cos/sin + rotation": _grad(baselines.circle_rotate_eager, (z, th))}
+    circle = {"er_fast": _grad(ops.circle_embed, (z, th)), "eager cos/sin + rotation": _grad(baselines.circle_rotate_eager, (z, th))}
     return {
         f"mmd_imq fwd+bwd, B={B} n=m={n} d={d}": (mmd, B * (n * (n - 1) + n * n), "pairs"),
         f"beta_rsample fwd+bwd, {N} elements": (beta, N, "samples"),
@@ -80,7 +78,7 @@ def run(args) -> int:
     for n in ns:
         x = torch.randn(1, n, 8, device=device).requires_grad_()
         y = torch.rand(1, n, 8, device=device)
-        scaling["er_fast"].append(_time(_grad(er_fast.mmd_imq, (x, y)), min_t))
+        scaling["er_fast"].append(_time(_grad(ops.mmd_imq, (x, y)), min_t))
         scaling["plain PyTorch (cdist)"].append(_time(_grad(baselines.mmd_plain, (x, y)), min_t) if n <= 4096 else float("nan"))
     plots.bench_scaling(ns, scaling, os.path.join(args.out, "mmd_scaling.png"))
     lines += ["", "mmd_imq fwd+bwd time (s) by n, B = 1, d = 8:", "", "| n | " + " | ".join(scaling) + " |",

@@ -12,7 +12,7 @@ in float64, then cast):
     nothing about them, and nn.Linear's default is what an unmodified PyTorch MLP would carry.
 
 The map's seed (map_seed), the held-out test set's seed (test_seed) and the training streams (one
-torch.Generator per training seed, see er_fast.train) are independent, so every trained seed sees the
+torch.Generator per training seed, see er_fast.vae.seeds) are independent, so every trained seed sees the
 same task and is scored on the same test set.
 """
 from __future__ import annotations
@@ -22,19 +22,8 @@ from typing import Optional, Sequence
 
 import torch
 
-# manifold -> (ambient dimension m, intrinsic dimension n)
-MANIFOLDS = {"circle": (2, 1), "torus": (4, 2), "sphere": (3, 2)}
-
-
-def _check_manifold(manifold: str) -> None:
-    if manifold not in MANIFOLDS:
-        raise ValueError(f"unknown manifold {manifold!r}; choose one of {sorted(MANIFOLDS)}")
-
-
-def _check_n(n, what="n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{what} must be a positive integer, got {n!r}")
-    return n
+from ..util.validation import fail, float_dtype, one_of, positive_int
+from .config import MANIFOLDS, DataConfig, with_overrides
 
 
 def draw_params(manifold: str, n: int, generator: torch.Generator, out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -66,8 +55,8 @@ def sample_manifold(
     dtype=torch.float32,
 ) -> torch.Tensor:
     """n points drawn uniformly on M (the distribution p(z) the WAE learns), shape (n, m)."""
-    _check_manifold(manifold)
-    _check_n(n)
+    one_of("manifold", manifold, MANIFOLDS)
+    positive_int("n", n)
     if generator is None:
         generator = torch.Generator(device=device)
         generator.seed()
@@ -89,64 +78,42 @@ def angles_of(manifold: str, p: torch.Tensor) -> torch.Tensor:
 class ToyData:
     """The toy data set: a fixed random MLP applied to uniform points of a manifold.
 
-    Args:
-        manifold: 'circle' (the paper's task), 'torus' or 'sphere'.
-        dim_x: data dimension (100 in the paper). hidden: hidden width of the random map (100).
-        map_seed: seed of the random map (independent of training seeds).
-        noise_std: std of optional isotropic Gaussian noise added to x (0: the paper's noise-free task).
-        test_size, test_seed: the held-out test set (fixed size, own seed).
-        device, dtype: where the map, the test set and sampled batches live.
+    ``ToyData(config=None, *, device="cpu", dtype=torch.float32, **fields)``: the settings are a
+    DataConfig (default: the paper's circle task), with keyword overrides of its fields, e.g.
+    ``ToyData(noise_std=0.05)``. The map, the test set and sampled batches live on ``device`` in
+    ``dtype``.
 
-    Attributes: ``x_test`` (test_size, dim_x), ``points_test`` (test_size, m), ``ambient_dim`` m,
-    ``intrinsic_dim`` n.
+    Attributes: ``config`` (the DataConfig), ``x_test`` (test_size, dim_x), ``points_test``
+    (test_size, m), ``ambient_dim`` m, ``intrinsic_dim`` n, ``dim_x``, ``manifold``.
     """
 
-    def __init__(
-        self,
-        manifold: str = "circle",
-        *,
-        dim_x: int = 100,
-        hidden: int = 100,
-        map_seed: int = 0,
-        noise_std: float = 0.0,
-        test_size: int = 10000,
-        test_seed: int = 2**31 - 1,
-        device="cpu",
-        dtype: torch.dtype = torch.float32,
-    ):
-        _check_manifold(manifold)
-        _check_n(dim_x, "dim_x")
-        _check_n(hidden, "hidden")
-        _check_n(test_size, "test_size")
-        if not (isinstance(noise_std, (int, float)) and math.isfinite(noise_std) and noise_std >= 0):
-            raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        self.manifold = manifold
-        self.ambient_dim, self.intrinsic_dim = MANIFOLDS[manifold]
-        self.dim_x, self.hidden = dim_x, hidden
-        self.map_seed, self.noise_std = int(map_seed), float(noise_std)
-        self.test_size, self.test_seed = test_size, int(test_seed)
-        self.device, self.dtype = torch.device(device), dtype
+    def __init__(self, config: Optional[DataConfig] = None, *, device="cpu", dtype: torch.dtype = torch.float32,
+                 **fields):
+        cfg = with_overrides(DataConfig, config, fields)
+        self.config = cfg
+        self.manifold, self.dim_x, self.hidden = cfg.manifold, cfg.dim_x, cfg.hidden
+        self.ambient_dim, self.intrinsic_dim = MANIFOLDS[cfg.manifold]
+        self.noise_std = cfg.noise_std
+        self.device, self.dtype = torch.device(device), float_dtype("dtype", dtype)
 
-        g = torch.Generator().manual_seed(self.map_seed)
-        m = self.ambient_dim
+        g = torch.Generator().manual_seed(cfg.map_seed)
+        m, hidden, dim_x = self.ambient_dim, cfg.hidden, cfg.dim_x
         f64 = torch.float64
         a = math.sqrt(6.0 / (m + hidden))  # Xavier-uniform, gain 1
         w1 = torch.empty(m, hidden, dtype=f64).uniform_(-a, a, generator=g)
         b1 = torch.empty(hidden, dtype=f64).uniform_(-1 / math.sqrt(m), 1 / math.sqrt(m), generator=g)
         w2 = torch.empty(hidden, dim_x, dtype=f64).uniform_(-1 / math.sqrt(hidden), 1 / math.sqrt(hidden), generator=g)
         b2 = torch.empty(dim_x, dtype=f64).uniform_(-1 / math.sqrt(hidden), 1 / math.sqrt(hidden), generator=g)
-        self.map_params = {k: v.to(self.device, dtype) for k, v in dict(w1=w1, b1=b1, w2=w2, b2=b2).items()}
+        self.map_params = {k: v.to(self.device, self.dtype) for k, v in dict(w1=w1, b1=b1, w2=w2, b2=b2).items()}
 
-        gt = torch.Generator(device=self.device).manual_seed(self.test_seed)
-        self.x_test, self.points_test = self.sample(test_size, gt, return_points=True)
+        gt = torch.Generator(device=self.device).manual_seed(cfg.test_seed)
+        self.x_test, self.points_test = self.sample(cfg.test_size, gt, return_points=True)
 
     # -- the map -------------------------------------------------------------------------------
     def embed(self, points: torch.Tensor) -> torch.Tensor:
         """The random map applied to points (..., m) -> (..., dim_x), noise-free."""
         if points.shape[-1] != self.ambient_dim:
-            raise ValueError(f"points must have last dimension {self.ambient_dim}, got {tuple(points.shape)}")
+            fail("points", f"have last dimension {self.ambient_dim}", tuple(points.shape))
         p = self.map_params
         h = torch.addmm(p["b1"], points.reshape(-1, self.ambient_dim), p["w1"]).relu_()
         return torch.addmm(p["b2"], h, p["w2"]).reshape(*points.shape[:-1], self.dim_x)
@@ -157,16 +124,16 @@ class ToyData:
 
     def sample(self, n: int, generator: torch.Generator, *, return_points: bool = False):
         """n data points (n, dim_x) from ONE generator (positions first, then the noise if any)."""
-        _check_n(n)
+        positive_int("n", n)
         x, pts = self.sample_seeds(n, [generator], return_points=True)
         return (x[0], pts[0]) if return_points else x[0]
 
     def sample_seeds(self, n: int, generators: Sequence[torch.Generator], *, return_points: bool = False):
         """One batch per seed: (S, n, dim_x), slice s drawn from generators[s] alone (the same numbers
         whether or not other seeds share the call). Per generator: positions, then noise (if any)."""
-        _check_n(n)
+        positive_int("n", n)
         if isinstance(generators, torch.Generator) or len(generators) == 0:
-            raise ValueError("generators must be a non-empty sequence of torch.Generator")
+            raise ValueError(f"generators must be a non-empty sequence of torch.Generator, got {generators!r}")
         S = len(generators)
         r = torch.empty(S, n, self._k(), device=self.device, dtype=self.dtype)
         for s, g in enumerate(generators):
@@ -184,10 +151,5 @@ class ToyData:
         """n points of p(z) on M, (n, m) (the WAE's training data)."""
         return sample_manifold(self.manifold, n, generator, device=self.device, dtype=self.dtype)
 
-    def config(self) -> dict:
-        """Plain-Python description (enough to rebuild the same task)."""
-        return dict(manifold=self.manifold, dim_x=self.dim_x, hidden=self.hidden, map_seed=self.map_seed,
-                    noise_std=self.noise_std, test_size=self.test_size, test_seed=self.test_seed)
-
     def __repr__(self) -> str:
-        return f"ToyData({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+        return f"ToyData({self.config!r}, device={str(self.device)!r}, dtype={self.dtype})"

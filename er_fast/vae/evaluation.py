@@ -33,36 +33,30 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ._util import check_threads, intra_op_threads
-from .train import TrainedModels, _pos_int, seed_generators
+from ..util.threads import check_threads, intra_op_threads
+from ..util.validation import fail
+from .config import EvalConfig, with_overrides
+from .seeds import seed_generators
+from .trained import TrainedModels
 
 
 def _x_for(model, x_test: torch.Tensor) -> torch.Tensor:
     S, D = model.S, model.data_dim
     if not isinstance(x_test, torch.Tensor):
-        raise ValueError("x_test must be a torch.Tensor")
+        fail("x_test", "be a torch.Tensor", type(x_test).__name__)
     if x_test.dim() == 2 and x_test.shape[1] == D:
         return x_test.unsqueeze(0).expand(S, -1, -1)
     if x_test.dim() == 3 and x_test.shape[0] == S and x_test.shape[2] == D:
         return x_test
-    raise ValueError(f"x_test must have shape (N, {D}) or ({S}, N, {D}), got {tuple(x_test.shape)}")
+    fail("x_test", f"have shape (N, {D}) or ({S}, N, {D})", tuple(x_test.shape))
 
 
 @torch.no_grad()
-def evaluate(
-    trained: TrainedModels,
-    x_test: torch.Tensor,
-    *,
-    iwae_k: int = 1000,
-    iwae_points: int = 100,
-    chunk: int = 256,
-    elbo_samples: int = 1,
-    elbo_batch: int = 256,
-    generators: Sequence[torch.Generator] | None = None,
-    threads: int | None = None,
-) -> dict:
+def evaluate(trained: TrainedModels, x_test: torch.Tensor, config: EvalConfig | None = None, *,
+             generators: Sequence[torch.Generator] | None = None, threads: int | None = None, **fields) -> dict:
     """Evaluate every seed of ``trained`` on x_test ((N, D), shared, or (S, N, D)).
 
+    ``config``: an EvalConfig (keyword overrides of its fields allowed, e.g. ``iwae_k=100``).
     Returns a dict of numpy arrays of shape (S,): elbo, rec (E_q log p(x|z)), kl, iwae,
     elbo_iwae_points, active_units (int), sigma (the likelihood's σ), finite (bool: every number of
     that seed is finite). All randomness from one 'eval' generator per seed (reproducible, and
@@ -70,21 +64,22 @@ def evaluate(
     ``threads``: torch intra-op threads for the call (restored after; None = leave as is).
     """
     if not isinstance(trained, TrainedModels):
-        raise ValueError(f"trained must be a TrainedModels, got {type(trained).__name__}")
+        fail("trained", "be a TrainedModels", type(trained).__name__)
+    cfg = with_overrides(EvalConfig, config, fields)
     with intra_op_threads(check_threads(threads)):
-        return _evaluate(trained, x_test, iwae_k, iwae_points, chunk, elbo_samples, elbo_batch, generators)
+        return _evaluate(trained, x_test, cfg, generators)
 
 
-def _evaluate(trained, x_test, iwae_k, iwae_points, chunk, elbo_samples, elbo_batch, generators) -> dict:
+def _evaluate(trained, x_test, cfg: EvalConfig, generators) -> dict:
     model = trained.model
-    iwae_k, iwae_points = _pos_int("iwae_k", iwae_k), _pos_int("iwae_points", iwae_points)
-    chunk, elbo_samples, elbo_batch = _pos_int("chunk", chunk), _pos_int("elbo_samples", elbo_samples), _pos_int("elbo_batch", elbo_batch)
+    iwae_k, iwae_points, chunk = cfg.iwae_k, cfg.iwae_points, cfg.chunk
+    elbo_samples, elbo_batch = cfg.elbo_samples, cfg.elbo_batch
     p0 = model.log_sigma
     x = _x_for(model, x_test).to(p0.device, p0.dtype)
     S, N, _ = x.shape
     gens = list(generators) if generators is not None else seed_generators(trained.seeds, "eval", p0.device)
     if len(gens) != S:
-        raise ValueError(f"{len(gens)} generators for S = {S}")
+        fail("generators", f"be S = {S} generators", len(gens))
     was_training = model.training
     model.eval()
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 import er_fast
-from er_fast import reference
-from er_fast.ops import _ext
+from er_fast.ops import reference
+from er_fast.ops import backend
 
 from conftest import devices, dtypes, requires_cuda
 
-HAS_KERNEL = _ext.defined("circle_embed") and _ext.compiled("circle_embed", torch.empty(0))
+HAS_KERNEL = backend.defined("circle_embed") and backend.compiled("circle_embed", torch.empty(0))
 needs_ext = pytest.mark.skipif(not HAS_KERNEL, reason="compiled extension not available")
 EPS = {torch.float32: torch.finfo(torch.float32).eps, torch.float64: torch.finfo(torch.float64).eps}
 
@@ -292,15 +292,15 @@ def test_bad_input():
         er_fast.circle_embed(z, torch.ones(5, 1, dtype=torch.int32))
     with pytest.raises(TypeError, match="dtype"):
         er_fast.circle_embed(z, torch.randn(5, 1, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"does not broadcast.*theta\[\.\.\., None\]"):
+    with pytest.raises(ValueError, match=r"theta must broadcast to .*theta\[\.\.\., None\]"):
         er_fast.circle_embed(z, torch.randn(5))
-    with pytest.raises(ValueError, match="does not broadcast"):
+    with pytest.raises(ValueError, match="theta must broadcast to"):
         er_fast.circle_embed(z, torch.randn(2, 5, 3))
     with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
         er_fast.so2_rotate(torch.randn(5, 3), torch.randn(5))
     with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
         er_fast.so2_rotate(torch.tensor(1.0), torch.randn(()))
-    with pytest.raises(ValueError, match="does not broadcast"):
+    with pytest.raises(ValueError, match="theta must broadcast to"):
         er_fast.so2_rotate(torch.randn(5, 2), torch.randn(4))
     with pytest.raises(TypeError, match="dtype"):
         er_fast.so2_rotate(torch.randn(5, 2), torch.randn(5, dtype=torch.float64))
@@ -315,7 +315,7 @@ def test_bad_input_direct_op():
         ops.circle_embed(torch.ones(3, dtype=torch.int64), None)
     with pytest.raises(RuntimeError, match="0-dim"):
         ops.circle_embed(torch.tensor(0.5), None)
-    with pytest.raises(RuntimeError, match="does not broadcast"):
+    with pytest.raises(RuntimeError, match="theta must broadcast to"):
         ops.circle_embed(torch.randn(5, 3), torch.randn(5))
     with pytest.raises(RuntimeError, match=r"\(\.\.\., 2\)"):
         ops.so2_rotate(torch.randn(5, 3), torch.randn(5))

@@ -12,34 +12,29 @@ from typing import Optional
 
 import torch
 
-from .. import reference
-from . import _ext
+from ..util.validation import fail, tensor
+from . import backend, reference
 
 _LOW = (torch.float16, torch.bfloat16)
 
 
 def _check_tensor(op: str, name: str, t) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if not t.is_floating_point():
-        raise TypeError(f"{op}: {name} must be a floating-point tensor, got {t.dtype}")
+    tensor(f"er_fast.{op}: {name}", t, floating=True)
 
 
 def _check_theta(op: str, theta, like: torch.Tensor, like_name: str, target, target_name: str) -> None:
     _check_tensor(op, "theta", theta)
     if theta.dtype != like.dtype:
-        raise TypeError(f"{op}: theta has dtype {theta.dtype} but {like_name} has dtype {like.dtype}")
+        fail(f"er_fast.{op}: theta", f"be of the dtype of {like_name} ({like.dtype})", theta.dtype, TypeError)
     if theta.device != like.device:
-        raise ValueError(f"{op}: theta is on {theta.device} but the other input is on {like.device}")
+        fail(f"er_fast.{op}: theta", f"be on the device of {like_name} ({like.device})", theta.device)
     target = tuple(target)
     ok = theta.dim() <= len(target) and all(
         s == 1 or s == t for s, t in zip(reversed(tuple(theta.shape)), reversed(target))
     )
     if not ok:
-        raise ValueError(
-            f"{op}: theta of shape {tuple(theta.shape)} does not broadcast to {target_name} {target}"
-            + (" (add a trailing dimension: theta[..., None])" if op == "circle_embed" else "")
-        )
+        hint = " (add a trailing dimension: theta[..., None])" if op == "circle_embed" else ""
+        fail(f"er_fast.{op}: theta", f"broadcast to {target_name} {target}{hint}", f"shape {tuple(theta.shape)}")
 
 
 def circle_embed(z: torch.Tensor, theta: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -53,14 +48,14 @@ def circle_embed(z: torch.Tensor, theta: Optional[torch.Tensor] = None) -> torch
     """
     _check_tensor("circle_embed", "z", z)
     if z.dim() < 1:
-        raise ValueError("circle_embed: z must have shape (..., k), got a 0-dim tensor (use z[None])")
+        fail("er_fast.circle_embed: z", "have shape (..., k) (use z[None] for one point)", "a 0-dim tensor")
     if theta is not None:
         _check_theta("circle_embed", theta, z, "z", z.shape, "z's shape")
     dtype = z.dtype
     if dtype in _LOW:
         z = z.float()
         theta = None if theta is None else theta.float()
-    if _ext.compiled("circle_embed", z):
+    if backend.compiled("circle_embed", z):
         out = torch.ops.er_fast.circle_embed(z, theta)
     else:
         out = reference.circle_embed(z, theta)
@@ -72,12 +67,12 @@ def so2_rotate(p: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     p.shape[:-1]. Differentiable wrt p and theta. float16/bfloat16 are computed in float32."""
     _check_tensor("so2_rotate", "p", p)
     if p.dim() < 1 or p.shape[-1] != 2:
-        raise ValueError(f"so2_rotate: p must have shape (..., 2), got {tuple(p.shape)}")
+        fail("er_fast.so2_rotate: p", "have shape (..., 2)", tuple(p.shape))
     _check_theta("so2_rotate", theta, p, "p", p.shape[:-1], "p.shape[:-1]")
     dtype = p.dtype
     if dtype in _LOW:
         p, theta = p.float(), theta.float()
-    if _ext.compiled("so2_rotate", p):
+    if backend.compiled("so2_rotate", p):
         out = torch.ops.er_fast.so2_rotate(p, theta)
     else:
         out = reference.so2_rotate(p, theta)
@@ -89,7 +84,7 @@ def _perp_dot(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return grad[..., 1] * out[..., 0] - grad[..., 0] * out[..., 1]
 
 
-if _ext.defined("circle_embed"):
+if backend.defined("circle_embed"):
 
     @torch.library.register_fake("er_fast::circle_embed")
     def _(z, theta):
@@ -120,7 +115,7 @@ if _ext.defined("circle_embed"):
 
     torch.library.register_autograd("er_fast::circle_embed", _circle_backward, setup_context=_circle_setup)
 
-if _ext.defined("so2_rotate"):
+if backend.defined("so2_rotate"):
 
     @torch.library.register_fake("er_fast::so2_rotate")
     def _(p, theta):
