@@ -14,7 +14,7 @@ import torch
 from .. import ops
 from ..util.timing import time_call
 from . import baselines, plots
-from .rundir import atomic_write_json, atomic_write_text
+from .files import atomic_write_json, atomic_write_text
 
 
 def _time(fn, min_run_time: float) -> float:

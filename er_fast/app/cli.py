@@ -1,51 +1,66 @@
-"""The `er-fast` command line (also `python -m er_fast`)."""
+"""The `er-fast` command line (also `python -m er_fast`). Every argument is validated before
+anything is written; a bad one stops with one line and exit code 2."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
 from .. import __version__
 from ..vae.specs import REGISTRY
-from .protocol import QUICK, Protocol, parse_models
+from .protocol import NAMED, QUICK, Protocol, build_protocols, parse_list
 
 D = Protocol()  # the defaults, quoted in --help
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line and exit 2, like ours
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="er-fast", description="er_fast: Table 1 of the ER paper over many seeds, "
-                                 "and kernel benchmarks.")
+    ap = _Parser(prog="er-fast", description="er_fast: Table 1 of the ER paper over many seeds, and kernel "
+                 "benchmarks.")
     ap.add_argument("--version", action="version", version=f"er-fast {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser(
         "table1",
-        help="reproduce the paper's Table 1 over many seeds (resumable; shard with torchrun)",
-        description="Learn the embedding(s), train every model for every seed, evaluate ELBO and IWAE on "
-        "held-out data, and write results.json, results.csv, table.md and plots into --out. "
-        "Re-running with the same arguments resumes; other arguments into the same --out are refused. "
-        f"--quick uses {QUICK}.",
+        help="reproduce the paper's Table 1 over many seeds (resumable, extendable; shard with torchrun)",
+        description="Learn the embedding, train every model for every seed, evaluate ELBO and IWAE on held-out "
+        "data, and write DIR/<protocol>/{results.json,results.csv,table.md,*.png} and DIR/table.md. Re-running "
+        "with the same arguments resumes; --seeds larger than before extends the run; other settings are refused. "
+        f"--quick uses {QUICK}. Ctrl-C stops cleanly (partial table, exit 130); twice stops at once.",
     )
     t.add_argument("--out", required=True, help="output directory (created; resumed if it holds the same run)")
-    t.add_argument("--seeds", type=int, help=f"number of seeds per model, 0..N-1 (default {D.seeds})")
-    t.add_argument("--models", type=parse_models, help="comma-separated model ids (default: all; `er-fast models` lists them)")
+    t.add_argument("--protocols", type=parse_list,
+                   help=f"comma-separated protocols among {', '.join(NAMED)} (default: paper,noisy)")
+    t.add_argument("--seeds", type=int, help=f"seeds per model, 0..N-1 (default {D.seeds})")
+    t.add_argument("--models", type=parse_list, help="comma-separated model ids (default: all; `er-fast models`)")
     t.add_argument("--steps", type=int, help=f"Adam steps per model (default {D.steps})")
     t.add_argument("--batch-size", type=int, help=f"training batch size (default {D.batch_size})")
     t.add_argument("--lr", type=float, help=f"Adam learning rate (default {D.lr})")
     t.add_argument("--width", type=int, help=f"hidden width of encoder and decoder MLPs (default {D.width})")
-    t.add_argument("--iwae-k", type=int, help=f"importance samples for the IWAE bound (default {D.iwae_k})")
-    t.add_argument("--iwae-points", type=int, help=f"held-out points for the IWAE bound (default {D.iwae_points})")
-    t.add_argument("--test-points", type=int, help=f"held-out points for the ELBO (default {D.test_points})")
-    t.add_argument("--noise-std", type=float, help=f"Gaussian noise added to the data (default {D.noise_std})")
+    t.add_argument("--iwae-k", type=int, help=f"importance samples per held-out point (default {D.iwae_k})")
+    t.add_argument("--eval-points", type=int, help=f"held-out points for ELBO and IWAE (default {D.eval_points})")
+    t.add_argument("--noise-std", type=float, help="observation noise of the data, for a single protocol "
+                   f"(defaults: paper {NAMED['paper']:g}, noisy {NAMED['noisy']:g})")
     t.add_argument("--map-seed", type=int, help=f"seed of the fixed random map R^2 -> R^100 (default {D.map_seed})")
     t.add_argument("--wae-steps", type=int, help=f"WAE-MMD steps to learn f (default {D.wae_steps})")
     t.add_argument("--wae-lambda", type=float, help=f"MMD penalty weight of the WAE (default {D.wae_lambda})")
-    t.add_argument("--chunk", type=int, help=f"seeds trained together in one unit of work (default {D.chunk})")
+    t.add_argument("--seed-chunk", dest="chunk", type=int, help="seeds trained together as one unit (default: "
+                   "50 on CPU; on CUDA as many as fit in a quarter of the free memory)")
     t.add_argument("--dtype", choices=["float32", "float64"], help=f"training dtype (default {D.dtype})")
     t.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device (default cpu)")
     t.add_argument("--workers", type=int, help="worker processes on CPU, one thread each (default: number of CPUs; "
                    "1 under torchrun). Results do not depend on it")
-    t.add_argument("--quick", action="store_true", help="a few seeds and short training: every row in about a minute")
+    t.add_argument("--quick", action="store_true", help="10 seeds and short training: every row of both "
+                   "protocols in about a minute on 2 cores")
+    t.add_argument("--dry-run", action="store_true", help="print the protocol, the units and estimates of time and "
+                   "memory (from a few measured steps), then exit without writing anything")
     t.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
 
     sub.add_parser("models", help="list the model ids")
@@ -57,9 +72,40 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def flag_of(setting: str) -> str:
+    """The command-line flag of a Protocol setting."""
+    return "--seed-chunk" if setting == "chunk" else "--" + setting.replace("_", "-")
+
+
 # The table1 options that are Protocol settings (the rest steer the run: --out, --workers, ...).
-SETTINGS = ("seeds", "models", "steps", "batch_size", "lr", "width", "iwae_k", "iwae_points", "test_points",
-            "noise_std", "map_seed", "wae_steps", "wae_lambda", "chunk", "dtype", "device")
+SETTINGS = ("seeds", "models", "steps", "batch_size", "lr", "width", "iwae_k", "eval_points", "noise_std",
+            "map_seed", "wae_steps", "wae_lambda", "chunk", "dtype", "device")
+
+
+def table1_protocols(args) -> List[Protocol]:
+    """Every check of the table1 arguments, before anything is written (ValueError on a bad one)."""
+    names = list(args.protocols) if args.protocols is not None else ["paper", "noisy"]
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    protocols = build_protocols(names, args.quick, **settings)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer, got {args.workers}")
+    if not args.out.strip():
+        raise ValueError("--out must be a directory path, got ''")
+    return protocols
+
+
+def _table1(args) -> int:
+    protocols = table1_protocols(args)
+    if args.dry_run:
+        from .plan import describe
+
+        workers = args.workers or ((os.cpu_count() or 1) if protocols[0].device == "cpu" else 1)
+        print(describe(protocols, args.out, workers))
+        return 0
+    from .table1 import run
+
+    return run(protocols, args.out, args.workers, show_progress=not args.no_progress,
+               chunk_given=args.chunk is not None)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -69,12 +115,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{k:22s} {spec.description}")
         return 0
     if args.command == "table1":
-        from .table1 import run
-
         try:
-            protocol = Protocol.build(args.quick, **{k: getattr(args, k) for k in SETTINGS})
-            return run(protocol, args.out, args.workers, show_progress=not args.no_progress)
-        except ValueError as e:  # a UsageError, or a Protocol setting out of range: nothing was trained
+            return _table1(args)
+        except ValueError as e:  # a UsageError, or a setting out of range: nothing was trained
             print(f"er-fast table1: error: {e}", file=sys.stderr)
             return 2
     if args.command == "bench":

@@ -6,7 +6,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from .rundir import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 def _plt():

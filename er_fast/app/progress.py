@@ -1,4 +1,6 @@
-"""Progress reporting: a tqdm bar on a terminal, plain timestamped log lines otherwise."""
+"""Progress reporting: a tqdm bar on a terminal, plain timestamped log lines otherwise. Work is
+counted in seed-steps (one training step of one seed; a WAE step counts as one), so the rate
+reads in seed-steps/s whatever the number of seeds trained together."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +17,8 @@ class Progress:
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, smoothing=0.05)
+            self._bar = tqdm(total=total, desc=desc, unit="seed-step", unit_scale=True, dynamic_ncols=True,
+                             smoothing=0.05)
 
     def set_description(self, desc: str) -> None:
         self.desc = desc
@@ -30,7 +33,8 @@ class Progress:
             self._bar.update(k)
         elif self.enabled and time.time() - self._last >= self.log_every_s:
             self._last = time.time()
-            self.log(f"{self.desc}: {self.n}/{self.total} steps, ETA {self._eta()}")
+            rate = self.n / max(time.time() - self.t0, 1e-9)
+            self.log(f"{self.desc}: {self.n}/{self.total} seed-steps, {rate:.0f} seed-steps/s, ETA {self._eta()}")
 
     def _eta(self) -> str:
         el = time.time() - self.t0

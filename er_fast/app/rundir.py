@@ -1,83 +1,56 @@
-"""The run directory of `er-fast table1` and its crash-safe files.
+"""The run directory of `er-fast table1`: its layout, its lock, and what a resume verifies.
 
-Layout of DIR: protocol.json (the pinned Protocol and the environment that started the run),
-embedding.safetensors (+ embedding_quality.json), units/<model>/seeds-AAAAA-BBBBB.{safetensors,json}
-(one per finished unit, the JSON written last as its completion mark), then the outputs
-(results.json, results.csv, table.md, *.png).
+Layout of DIR (one run of one protocol):
+  protocol.json          the pinned settings and the environment that started the run
+  .lock                  held (fcntl.flock) while a run uses the directory
+  embedding.safetensors  the learned f, with embedding.json (its identity: WAE settings hash and
+                         the file's sha256) and embedding_quality.json
+  units/<model>/seeds-AAAAA-BBBBB.safetensors   one finished unit's stacked model
+  units/<model>/seeds-AAAAA-BBBBB.json          its result and identity, written last (the mark)
+  results.json, results.csv, table.md, *.png    the outputs
 
-Every write goes to a temp file that is fsynced and renamed over the target, so a run killed at
-any moment leaves either the old file or the new one."""
+Every unit JSON carries its own identity — format, model, seeds, the hash of every setting that
+defines its numbers, the sha256 of the embedding it used — a sha256 of its own content, and the
+sha256 of the checkpoint it names. A resume re-reads every unit and re-trains any that fails a
+check (reported, never merged). See docs/table1.md, "The run directory".
+"""
 from __future__ import annotations
 
-import json
+import fcntl
 import os
-import tempfile
-from typing import Any, Dict
+from typing import Optional, Tuple
 
-import torch
+from .files import (
+    UnsafePath, atomic_write_json, canonical_json, make_dirs, protect, read_json, remove_entry, sha256_bytes,
+    sha256_file,
+)
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    # Persist the rename itself (power loss after replace() could otherwise lose it).
-    dfd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str) -> Any:
-    with open(path) as f:
-        return json.load(f)
-
-
-def save_tensors(path: str, tensors: Dict[str, torch.Tensor]) -> None:
-    """safetensors file (no pickled code can ever run on load), written atomically."""
-    from safetensors.torch import save
-
-    atomic_write_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
-
-
-def load_tensors(path: str, device: str = "cpu") -> Dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(path, device=device)
+UNIT_FORMAT = "er_fast.table1.unit/2"
+EMBEDDING_FORMAT = "er_fast.table1.embedding/1"
 
 
 class UsageError(ValueError):
     """A problem with the command line or the run directory, reported before any training (exit 2)."""
 
 
+def _sealed(record: dict) -> dict:
+    """record plus "sha256": the hash of its canonical JSON (without that field)."""
+    body = {k: v for k, v in record.items() if k != "sha256"}
+    return dict(body, sha256=sha256_bytes(canonical_json(body).encode()))
+
+
+def _seal_ok(record: dict) -> bool:
+    return isinstance(record, dict) and record.get("sha256") == _sealed(record)["sha256"]
+
+
 class RunDir:
-    """Paths of one run directory."""
+    """One run directory (see the module docstring)."""
 
     def __init__(self, root: str):
+        if not isinstance(root, str) or not root.strip():
+            raise UsageError(f"--out must be a directory path, got {root!r}")
         self.root = os.path.abspath(root)
+        self._lock_fd: Optional[int] = None
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -90,37 +63,132 @@ class RunDir:
     def embedding(self) -> str:
         return self.path("embedding.safetensors")
 
+    # -- creating, locking, pinning -------------------------------------------------------------
+    def create(self, units: bool = True) -> None:
+        """Create DIR (and DIR/units) as real directories (no symlinks inside DIR are followed)."""
+        protect(self.root)
+        try:
+            make_dirs(self.path("units") if units else self.root)
+        except OSError as e:
+            raise UsageError(f"cannot write to --out {self.root!r}: {e}") from None
+        if not os.access(self.root, os.W_OK):
+            raise UsageError(f"cannot write to --out {self.root!r}: permission denied")
+
+    def lock(self) -> None:
+        """Hold an exclusive lock on DIR/.lock; a second run on the same directory stops."""
+        fd = os.open(self.path(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(f"{self.root} is in use by another er-fast run (it holds {self.path('.lock')}); "
+                             "wait for it to finish or use another --out") from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def pin(self, settings: dict, environment: dict, extendable: Tuple[str, ...] = ()) -> dict:
+        """Pin ``settings`` in protocol.json, or check them against the pinned ones. Settings named
+        in ``extendable`` may change (a run grown with more seeds); any other difference is refused
+        with the differences listed. Returns the pinned settings (updated for extensions)."""
+        if os.path.lexists(self.protocol):
+            try:
+                old = read_json(self.protocol)["settings"]
+                if not isinstance(old, dict):
+                    raise ValueError("settings is not an object")
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise UsageError(
+                    f"{self.protocol} is unreadable ({type(e).__name__}: {e}). Every unit carries its own "
+                    f"settings and is verified on resume, so the pin can be re-made from this command: "
+                    f"rm {self.protocol!r} and run it again") from None
+            diff = {k: (old.get(k), settings.get(k)) for k in sorted(set(old) | set(settings))
+                    if old.get(k) != settings.get(k) and k not in extendable}
+            if diff:
+                raise UsageError(
+                    f"{self.root} holds a run made with other settings (was, now): {diff}. Use a new --out "
+                    f"directory, or the same arguments to resume" + (f" (only {', '.join(extendable)} may change)"
+                                                                    if extendable else "") + ".")
+            if all(old.get(k) == settings.get(k) for k in extendable):
+                return old
+        atomic_write_json(self.protocol, {"settings": settings, "environment": environment})
+        return settings
+
+    # -- units ------------------------------------------------------------------------------------
     @staticmethod
     def unit_name(model: str, seeds) -> str:
         """The unit's name: its path inside the directory, without extension."""
         return os.path.join("units", model, f"seeds-{seeds[0]:05d}-{seeds[-1]:05d}")
 
     def unit(self, model: str, seeds) -> str:
-        """The unit's path without extension (.json: result and completion mark; .safetensors)."""
+        """The unit's path without extension (.json: result and identity; .safetensors)."""
         return self.path(self.unit_name(model, seeds))
 
-    def unit_done(self, model: str, seeds) -> bool:
-        return os.path.exists(self.unit(model, seeds) + ".json")
+    def write_unit(self, model: str, seeds, identity: dict, checkpoint_sha256: str, result: dict) -> None:
+        """The unit's JSON, written last (after its checkpoint): the mark that it is done."""
+        base = self.unit(model, seeds)
+        record = dict(identity, format=UNIT_FORMAT, model=model, seeds=list(seeds),
+                      checkpoint={"file": os.path.basename(base) + ".safetensors", "sha256": checkpoint_sha256},
+                      result=result)
+        atomic_write_json(base + ".json", _sealed(record))
 
-    def prepare(self, settings: dict, environment: dict) -> None:
-        """Create the directory (or check it) and pin ``settings``; refuses a directory made with other
-        settings, listing the differences."""
+    def read_unit(self, model: str, seeds, identity: dict) -> Tuple[Optional[dict], str]:
+        """(result, "") for a finished unit that passes every check, else (None, why): "missing"
+        when it was never written, otherwise the reason to retrain it."""
+        base = self.unit(model, seeds)
+        if not os.path.lexists(base + ".json"):
+            return None, "missing"
         try:
-            os.makedirs(self.path("units"), exist_ok=True)
-            probe = self.path(".write-probe")
-            with open(probe, "w") as f:
-                f.write("ok")
-            os.unlink(probe)
+            rec = read_json(base + ".json")
+        except (OSError, ValueError) as e:
+            return None, f"unreadable ({type(e).__name__})"
+        if not isinstance(rec, dict) or rec.get("format") != UNIT_FORMAT:
+            return None, "not a unit file of this er_fast version"
+        if not _seal_ok(rec):
+            return None, "checksum mismatch (edited or damaged)"
+        if rec.get("model") != model or rec.get("seeds") != list(seeds):
+            return None, f"belongs to {rec.get('model')} seeds {rec.get('seeds')}, not to this unit"
+        for k, v in identity.items():
+            if rec.get(k) != v:
+                return None, f"made with other settings ({k} differs)"
+        ck = rec.get("checkpoint") or {}
+        try:
+            if sha256_file(self.unit(model, seeds) + ".safetensors") != ck.get("sha256"):
+                return None, "its checkpoint does not match its checksum"
         except OSError as e:
-            raise UsageError(f"cannot write to --out {self.root!r}: {e}") from None
-        if os.path.exists(self.protocol):
-            old = read_json(self.protocol)["settings"]
-            if old != settings:
-                diff = {k: (old.get(k), settings.get(k)) for k in sorted(set(old) | set(settings))
-                        if old.get(k) != settings.get(k)}
-                raise UsageError(
-                    f"{self.root} holds a run made with other settings (was, now): {diff}. "
-                    "Use a new --out directory, or the same arguments to resume."
-                )
-        else:
-            atomic_write_json(self.protocol, {"settings": settings, "environment": environment})
+            return None, f"its checkpoint is missing or unreadable ({type(e).__name__})"
+        return rec["result"], ""
+
+    def clear_unit(self, model: str, seeds) -> None:
+        base = self.unit(model, seeds)
+        remove_entry(base + ".json")
+        remove_entry(base + ".safetensors")
+
+    # -- the learned embedding ---------------------------------------------------------------------
+    def write_embedding_record(self, settings_sha256: str, file_sha256: str) -> None:
+        atomic_write_json(self.path("embedding.json"), _sealed(
+            {"format": EMBEDDING_FORMAT, "settings_sha256": settings_sha256, "file_sha256": file_sha256}))
+
+    def embedding_sha256(self, settings_sha256: str) -> Tuple[Optional[str], str]:
+        """(sha256 of a valid embedding file made with these settings, "") or (None, why)."""
+        if not os.path.lexists(self.embedding):
+            return None, "missing"
+        try:
+            rec = read_json(self.path("embedding.json"))
+            if not (isinstance(rec, dict) and rec.get("format") == EMBEDDING_FORMAT and _seal_ok(rec)):
+                raise ValueError("not a valid embedding record")
+        except (OSError, ValueError) as e:
+            return None, f"its record embedding.json is missing or damaged ({type(e).__name__})"
+        if rec["settings_sha256"] != settings_sha256:
+            return None, "made with other WAE settings"
+        try:
+            if sha256_file(self.embedding) != rec["file_sha256"]:
+                return None, "checksum mismatch"
+        except OSError as e:
+            return None, f"unreadable ({type(e).__name__})"
+        return rec["file_sha256"], ""
+
+
+__all__ = ["RunDir", "UsageError", "UnsafePath"]
