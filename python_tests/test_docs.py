@@ -1,6 +1,5 @@
 """Every Python code block of README.md and docs/*.md runs as written (a documented example that
 breaks fails CI). Each block runs in a fresh namespace, in a temporary working directory."""
-import os
 import pathlib
 import re
 
