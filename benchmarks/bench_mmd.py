@@ -15,9 +15,8 @@ import pytest
 import torch
 
 import er_fast
-from er_fast.baselines import make_keops_mmd as make_keops, mmd_plain
+from er_fast.app.baselines import SCALES, make_keops_mmd as make_keops, mmd_plain
 
-SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 B, N, D = 16, 1024, 8
 
 

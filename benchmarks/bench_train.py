@@ -1,10 +1,11 @@
-"""Seed-steps per second: S stacked seeds (er_fast.train.Trainer) against a loop of plain eager
+"""Seed-steps per second: S stacked seeds (er_fast.vae.Trainer) against a loop of plain eager
 PyTorch models, one per seed (nn.Linear MLPs, torch.optim.Adam with its defaults, one per seed), the
 same model (er-proj-1d: Beta posterior, circle_embed, Gaussian likelihood), the same data, the same
 er_fast ops, encoder/decoder width 128 (2 hidden layers), batch 128.
 
     python -m pytest benchmarks/bench_train.py --benchmark-only -q        # S = 64, ratio per group
-    python benchmarks/bench_train.py [--threads N]                       # S = 100 table + FLOP floor
+    python benchmarks/bench_train.py [--threads N] [--S 100] [--models all] [--widths 128,64]
+                                                                         # S = 100 table + FLOP floor
 
 Each benchmark round is STEPS steps of all S seeds, so the two rows of a group do the same work and
 their time ratio is the speed-up. The CPU is shared: rerun if the numbers look disturbed.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 import warnings
 
 import pytest
@@ -23,9 +23,10 @@ from torch import nn
 
 warnings.filterwarnings("ignore", message="er_fast: compiled extension")
 import er_fast  # noqa: E402
-from er_fast.data import ToyData  # noqa: E402
-from er_fast.models import get_spec, kl_beta_uniform  # noqa: E402
-from er_fast.train import Trainer, seed_generators  # noqa: E402
+from er_fast.util.timing import time_call  # noqa: E402
+from er_fast.vae import Embedding, ToyData, Trainer, get_spec, list_models  # noqa: E402
+from er_fast.vae.densities import kl_beta_uniform  # noqa: E402
+from er_fast.vae.seeds import seed_generators  # noqa: E402
 
 S_BENCH, WIDTH, BATCH, STEPS = 64, 128, 128, 3
 
@@ -129,28 +130,22 @@ def flops_per_seed_step(model_id: str, width: int, depth: int = 2, batch: int = 
     return f
 
 
-def machine_gflops(n: int = 2048, reps: int = 10) -> float:
-    """float32 rate of a big matmul; timed in process CPU time with one thread (an idle core's
-    rate on a shared machine), in wall time otherwise."""
-    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+def machine_gflops(n: int = 2048, min_run_time: float = 0.5) -> float:
+    """float32 rate of a big matmul (fastest block); timed in process CPU time with one thread (an
+    idle core's rate on a shared machine), in wall time otherwise."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t = clock()
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (clock() - t) / 1e9
+    t = time_call(lambda: a @ b, min_run_time, cpu_time=torch.get_num_threads() == 1).min
+    return 2 * n**3 / t / 1e9
 
 
-def seed_steps_per_s(model_id: str, S: int, width: int, steps: int = 10, batch: int = 128, embedding=None):
-    """(wall, cpu) seed-steps per second of Trainer.step at S seeds. CPU time is the process's: with
-    one thread it is what an idle core would take, whatever else shares the machine."""
+def seed_steps_per_s(model_id: str, S: int, width: int, batch: int = 128, embedding=None, min_run_time: float = 0.5):
+    """(wall, cpu) seed-steps per second of Trainer.step at S seeds (median per step). CPU time is
+    the process's: with one thread it is what an idle core would take, whatever else shares the
+    machine."""
     tr = Trainer(model_id, list(range(S)), _data(), width=width, batch_size=batch, embedding=embedding)
-    for _ in range(2):
-        tr.step()
-    t, c = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        tr.step()
-    return S * steps / (time.perf_counter() - t), S * steps / (time.process_time() - c)
+    wall = time_call(tr.step, min_run_time).median
+    cpu = time_call(tr.step, min_run_time, cpu_time=True).median
+    return S / wall, S / cpu
 
 
 def main():
@@ -158,11 +153,11 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--S", type=int, default=100)
     ap.add_argument("--models", default="all")
+    ap.add_argument("--widths", default="128,64")
+    ap.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timed steps per row, wall and cpu each")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from er_fast.models import list_models
-    from er_fast.wae import Embedding
 
     gf = machine_gflops()
     print(f"torch threads {torch.get_num_threads()}; big-matmul rate {gf:.0f} GFLOP/s (float32, 2048^3); "
@@ -171,10 +166,10 @@ def main():
     print("| model | width | S | seed-steps/s (wall) | seed-steps/s (cpu time) | matmul MFLOP/seed-step "
           "| matmul floor seed-steps/s | rate / floor (cpu time with 1 thread, else wall) |")
     print("|---|---|---|---|---|---|---|---|")
-    for width in (128, 64):
+    for width in [int(w) for w in args.widths.split(",")]:
         for mid in ids:
             emb = Embedding(1, 2, 64, 2).requires_grad_(False) if get_spec(mid).embed == "learned" else None
-            wall, cpu = seed_steps_per_s(mid, args.S, width, embedding=emb)
+            wall, cpu = seed_steps_per_s(mid, args.S, width, embedding=emb, min_run_time=args.min_run_time)
             fl = flops_per_seed_step(mid, width)
             floor = gf * 1e9 / fl
             rate = cpu if torch.get_num_threads() == 1 else wall

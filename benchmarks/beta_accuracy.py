@@ -7,17 +7,14 @@ Two point sets: (alpha, beta) ~ U[0.1, 5] (the benchmark's), and log-uniform on 
 drawn from Beta(alpha, beta) and kept where float32 can hold it. torch's gradient is its backward
 (_Dirichlet_backward, the Jankowiak-Obermeyer approximations) evaluated at those x.
 """
-import os
 import sys
 
 import mpmath as mp
 import torch
 from torch.distributions.dirichlet import _Dirichlet_backward
 
-_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, _ROOT)  # the in-place build
-import er_fast  # noqa: E402
-from er_fast.ops.reference.beta_mpmath import mp_grad  # noqa: E402
+import er_fast
+from er_fast.ops.reference.beta_mpmath import mp_grad
 
 
 def torch_grad(x, a, b):

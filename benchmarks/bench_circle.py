@@ -1,6 +1,6 @@
 """circle_embed / so2_rotate vs the eager PyTorch a user would write, forward + backward, 10^6 points.
 
-Run: python -m pytest benchmarks/bench_manifold.py --benchmark-only -q
+Run: python -m pytest benchmarks/bench_circle.py --benchmark-only -q
 Read the ratios within a group (same inputs, same run). The "bandwidth" group times a plain
 64 MiB tensor copy: the machine's memory bandwidth, for the floor in README.
 """
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import er_fast
-from er_fast.baselines import circle_rotate_eager, circle_rotate_matmul, rotate_eager, rotate_matmul
+from er_fast.app.baselines import circle_rotate_eager, circle_rotate_matmul, rotate_eager, rotate_matmul
 
 N = 1_000_000
 
