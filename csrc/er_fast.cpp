@@ -43,6 +43,13 @@ TORCH_LIBRARY(er_fast, m) {
   m.def("so2_rotate(Tensor p, Tensor theta) -> Tensor");
   m.def("so2_rotate_backward(Tensor grad, Tensor out, Tensor theta, bool grad_p, bool grad_theta)"
         " -> (Tensor, Tensor)");
+  // Counter-based random numbers for S seeds in one launch (common/random_math.h, docs/random.md):
+  // output (S, *size) of dtype (float32 / float64) on the seeds' device; slice s depends only on
+  // (seeds[s], stream, counter, element index). counter is an int64 0-dim tensor on the seeds'
+  // device, read by the kernel (never on the host for CUDA), so it can advance inside a CUDA graph.
+  // uniform: on the open interval (0, 1); normal: standard normal (Box-Muller). Not differentiable.
+  m.def("philox_uniform(Tensor seeds, Tensor counter, int stream, int[] size, ScalarType dtype) -> Tensor");
+  m.def("philox_normal(Tensor seeds, Tensor counter, int stream, int[] size, ScalarType dtype) -> Tensor");
   // Which copy of the multiversioned CPU kernels runs: "avx512", "avx2" or "baseline"
   // (common/cpu_dispatch.h; ER_FAST_CPU_ISA can force a lower one).
   m.def("cpu_isa() -> str", [] { return std::string(er_fast::cpu_isa_name(er_fast::cpu_isa())); });

@@ -9,6 +9,7 @@ from .beta import beta_rsample, beta_rsample_grad
 from .circle import circle_embed, so2_rotate
 from .distributions import Beta
 from .mmd import mmd_imq
+from .random import philox_normal, philox_uniform
 
 __all__ = ["LOADED", "Beta", "backend_info", "use_reference", "beta_rsample", "beta_rsample_grad", "circle_embed",
-           "so2_rotate", "mmd_imq"]
+           "so2_rotate", "mmd_imq", "philox_uniform", "philox_normal"]

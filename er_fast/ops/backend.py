@@ -14,7 +14,8 @@ import warnings
 import torch
 
 # Every op with a compiled kernel (the backward ops of circle_embed / so2_rotate ride with them).
-OPS = ("mmd_imq", "beta_rsample", "beta_rsample_grad", "circle_embed", "so2_rotate")
+OPS = ("mmd_imq", "beta_rsample", "beta_rsample_grad", "circle_embed", "so2_rotate", "philox_uniform",
+       "philox_normal")
 
 LOAD_ERROR: str | None = None
 try:
