@@ -92,6 +92,30 @@ ER_FAST_UNROLL
   }
 }
 
+// eval_rational with the polynomial degrees cut to kDeg (Q), kDeg - 1 (P), 2 kDeg - 2 (R) and the
+// reciprocal of Q supplied by the caller (rcp(q) ~ 1/q). Exact when S <= kDeg: the coefficients above
+// those degrees are zero, and the Horner steps dropped are fma(0, t, c) = c. So kDeg = kMaxRational
+// with rcp = recip<T> is eval_rational, and kDeg = 7 for S <= 7 gives its bits with 4 FMAs fewer.
+template <int kDeg, typename T, bool kGrad, typename V, typename Rcp>
+ER_FAST_HD void eval_rational_deg(V D, const Consts<T>& k, V& K, V& G, Rcp rcp) {
+  static_assert(kDeg >= 2 && kDeg <= kMaxRational, "kDeg must be in [2, kMaxRational]");
+  const V t = D * k.inv_cmax;
+  V q = k.q[kDeg] * t + k.q[kDeg - 1];
+ER_FAST_UNROLL
+  for (int i = kDeg - 2; i >= 0; --i) q = q * t + k.q[i];
+  V p = k.p[kDeg - 1] * t + k.p[kDeg - 2];
+ER_FAST_UNROLL
+  for (int i = kDeg - 3; i >= 0; --i) p = p * t + k.p[i];
+  const V inv = rcp(q);
+  K = p * inv;
+  if (kGrad) {
+    V r = k.r[2 * kDeg - 2] * t + k.r[2 * kDeg - 3];
+ER_FAST_UNROLL
+    for (int i = 2 * kDeg - 4; i >= 0; --i) r = r * t + k.r[i];
+    G = (r * inv) * (inv * k.inv_cmax);  // the order of eval_rational (no overflow)
+  }
+}
+
 template <typename T, bool kGrad>
 ER_FAST_HD void eval(T D, const Consts<T>& k, T& K, T& G) {
   if (k.rational && D <= k.d_max)

@@ -10,6 +10,8 @@
 //    fixed-order tree reduction writes 3 doubles; a second kernel adds the blocks in order.
 //    So the result is deterministic (no float atomics) and bitwise reproducible.
 //  * Per pair: imq::eval (common/mmd_imq_math.h), the same maths as the CPU kernel.
+// This is the default. ER_FAST_MMD_CUDA_KERNEL=tiled selects mmd_imq_tiled.cu instead (symmetric,
+// register-tiled; not yet run on a GPU): docs/cuda_mmd.md.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -17,10 +19,13 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "common/mmd_imq_math.h"
 #include "common/mmd_imq_checks.h"
+#include "cuda/mmd_imq_tiled.h"
 
 namespace er_fast {
 namespace {
@@ -269,6 +274,16 @@ void mmd_cuda_impl(const at::Tensor& x, const at::Tensor& y, const MmdShape& sh,
   }
 }
 
+// ER_FAST_MMD_CUDA_KERNEL, read at every call: "rows" (default; this file's kernel) or "tiled"
+// (mmd_imq_tiled.cu: not yet run on a GPU, so never the default; see docs/cuda_mmd.md).
+bool use_tiled_kernel() {
+  const char* env = std::getenv("ER_FAST_MMD_CUDA_KERNEL");
+  const std::string sel = env == nullptr ? "" : env;
+  ER_FAST_CHECK(sel.empty() || sel == "rows" || sel == "tiled", "mmd_imq",
+                "ER_FAST_MMD_CUDA_KERNEL must be 'rows' or 'tiled', got '", sel, "'");
+  return sel == "tiled";
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> mmd_imq_cuda(const at::Tensor& x_in, const at::Tensor& y_in, double c,
                                                             at::ArrayRef<double> scales_ref, bool unbiased,
                                                             bool grad_x, bool grad_y) {
@@ -279,7 +294,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> mmd_imq_cuda(const at::Tensor& x_
   at::Tensor out = at::empty(sh.batch, x.options());
   at::Tensor gx = grad_x ? at::empty(x.sizes(), x.options()) : at::empty({0}, x.options());
   at::Tensor gy = grad_y ? at::empty(y.sizes(), y.options()) : at::empty({0}, y.options());
+  const bool tiled = use_tiled_kernel();
   if (sh.B == 0) return {out, gx, gy};
+  // Outside the tiled kernels' range of d the rows kernel runs even when tiled is asked for.
+  if (tiled && mmd_imq_tiled_cuda(x, y, sh, c, scales, unbiased, grad_x, grad_y, out, gx, gy))
+    return {out, gx, gy};
   if (x.scalar_type() == at::kFloat)
     mmd_cuda_impl<float>(x, y, sh, c, scales, unbiased, grad_x, grad_y, out, gx, gy);
   else
