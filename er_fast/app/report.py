@@ -79,3 +79,32 @@ def table_md(rows: List[dict], protocol: dict) -> str:
             f"| {sum(au) / len(au):.2f} | {paper_s} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _p(p: float) -> str:
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def verdicts_md(result: dict) -> str:
+    """Markdown table of er_fast.app.verdicts.compare's result: one line per pair of the paper's
+    rows, oriented as the paper orders them (Δ = paper's higher row − paper's lower row, per seed)."""
+    pct = round(100 * result["confidence"])
+    lines = [
+        f"**{result['summary']}.**",
+        "",
+        f"Δ = {result['metric']}(paper's higher row) − {result['metric']}(paper's lower row), per seed, "
+        f"nats per point: > 0 agrees with the paper. Verdict from the {pct}% Student-t interval of the mean Δ: "
+        "*reproduced* (interval above 0), *reversed* (below 0), *not resolved* (contains 0). Wilcoxon "
+        "signed-rank p-values two-sided, Holm-adjusted over the pairs in parentheses.",
+        "",
+        f"| paper's ordering | paper Δ | mean Δ | {pct}% CI | seeds Δ > 0 / < 0 | Wilcoxon p (Holm) | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["pairs"]:
+        lo, hi = r["ci"]
+        lines.append(
+            f"| `{r['higher']}` > `{r['lower']}` | {r['paper_difference']:+.2f} | {r['mean']:+.2f} "
+            f"| [{lo:+.2f}, {hi:+.2f}] | {r['wins']} / {r['losses']} | {_p(r['wilcoxon_p'])} "
+            f"({_p(r['wilcoxon_p_holm'])}) | {r['verdict']} |"
+        )
+    return "\n".join(lines) + "\n"
