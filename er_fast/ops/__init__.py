@@ -5,11 +5,11 @@ One module per op: argument checks, the fake (meta) kernel and the autograd form
 call into torch.ops.er_fast.*; backend.py loads the extension and picks the implementation.
 """
 from .backend import LOADED, backend_info, use_reference
-from .beta import beta_rsample, beta_rsample_grad
+from .beta import beta_rsample, beta_rsample_grad, beta_rsample_keyed
 from .circle import circle_embed, so2_rotate
 from .distributions import Beta
 from .mmd import mmd_imq
 from .random import philox_normal, philox_uniform
 
-__all__ = ["LOADED", "Beta", "backend_info", "use_reference", "beta_rsample", "beta_rsample_grad", "circle_embed",
+__all__ = ["LOADED", "Beta", "backend_info", "use_reference", "beta_rsample", "beta_rsample_grad", "beta_rsample_keyed", "circle_embed",
            "so2_rotate", "mmd_imq", "philox_uniform", "philox_normal"]

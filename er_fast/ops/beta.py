@@ -132,6 +132,21 @@ def beta_rsample(
     return _ref.BetaRsample.apply(a, b, key)
 
 
+def beta_rsample_keyed(alpha: torch.Tensor, beta: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """beta_rsample with an explicit Philox key instead of a generator: ``key`` int64 (2,) or
+    (S, 2) (one stream per leading slice), on the parameters' device; alpha and beta float32 or
+    float64 of the output's shape (broadcast first). No validation of the concentrations (that
+    would be a host sync on CUDA): invalid ones give NaN. Used by the trainer, whose keys come from
+    counter-based streams (er_fast.vae.seeds), so a step needs no draw from a torch.Generator."""
+    fn = "er_fast.beta_rsample_keyed"
+    if alpha.shape != beta.shape:
+        raise ValueError(f"{fn}: beta must have the shape of alpha {tuple(alpha.shape)}, got {tuple(beta.shape)}")
+    if backend.compiled("beta_rsample", alpha):
+        with_grad = torch.is_grad_enabled() and (alpha.requires_grad or beta.requires_grad)
+        return torch.ops.er_fast.beta_rsample(alpha, beta, key, with_grad)[0]
+    return _ref.BetaRsample.apply(alpha, beta, key)
+
+
 def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """(dx/dalpha, dx/dbeta) of the implicit reparameterization at points x (broadcasting), the
     gradient beta_rsample's backward uses. Not differentiable itself. Exactly 0 at x = 0 or 1;

@@ -12,18 +12,19 @@ in float64, then cast):
     nothing about them, and nn.Linear's default is what an unmodified PyTorch MLP would carry.
 
 The map's seed (map_seed), the held-out test set's seed (test_seed) and the training streams (one
-torch.Generator per training seed, see er_fast.vae.seeds) are independent, so every trained seed sees the
+counter-based stream per training seed, see er_fast.vae.seeds) are independent, so every trained seed sees the
 same task and is scored on the same test set.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
 from ..util.validation import fail, float_dtype, one_of, positive_int
 from .config import MANIFOLDS, DataConfig, with_overrides
+from .seeds import Streams
 
 
 def draw_params(manifold: str, n: int, generator: torch.Generator, out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -111,40 +112,48 @@ class ToyData:
 
     # -- the map -------------------------------------------------------------------------------
     def embed(self, points: torch.Tensor) -> torch.Tensor:
-        """The random map applied to points (..., m) -> (..., dim_x), noise-free."""
+        """The random map applied to points (..., m) -> (..., dim_x), noise-free.
+
+        Points (S, n, m) are mapped as S batched products of n rows each, so slice s's numbers do
+        not depend on S (one GEMM over all S·n rows blocks, hence rounds, rows differently for
+        different S)."""
         if points.shape[-1] != self.ambient_dim:
             fail("points", f"have last dimension {self.ambient_dim}", tuple(points.shape))
         p = self.map_params
-        h = torch.addmm(p["b1"], points.reshape(-1, self.ambient_dim), p["w1"]).relu_()
-        return torch.addmm(p["b2"], h, p["w2"]).reshape(*points.shape[:-1], self.dim_x)
+        pts = points.reshape(-1, points.shape[-2] if points.dim() >= 2 else 1, self.ambient_dim)
+        S = pts.shape[0]
+        h = torch.baddbmm(p["b1"], pts, p["w1"].expand(S, -1, -1)).relu_()
+        return torch.baddbmm(p["b2"], h, p["w2"].expand(S, -1, -1)).reshape(*points.shape[:-1], self.dim_x)
 
     # -- sampling ------------------------------------------------------------------------------
     def _k(self) -> int:
         return {"circle": 1, "torus": 2, "sphere": 3}[self.manifold]
 
     def sample(self, n: int, generator: torch.Generator, *, return_points: bool = False):
-        """n data points (n, dim_x) from ONE generator (positions first, then the noise if any)."""
+        """n data points (n, dim_x) from ONE torch.Generator (positions first, then the noise if any):
+        the held-out test set and single draws."""
         positive_int("n", n)
-        x, pts = self.sample_seeds(n, [generator], return_points=True)
-        return (x[0], pts[0]) if return_points else x[0]
-
-    def sample_seeds(self, n: int, generators: Sequence[torch.Generator], *, return_points: bool = False):
-        """One batch per seed: (S, n, dim_x), slice s drawn from generators[s] alone (the same numbers
-        whether or not other seeds share the call). Per generator: positions, then noise (if any)."""
-        positive_int("n", n)
-        if isinstance(generators, torch.Generator) or len(generators) == 0:
-            raise ValueError(f"generators must be a non-empty sequence of torch.Generator, got {generators!r}")
-        S = len(generators)
-        r = torch.empty(S, n, self._k(), device=self.device, dtype=self.dtype)
-        for s, g in enumerate(generators):
-            draw_params(self.manifold, n, g, r[s])
+        r = draw_params(self.manifold, n, generator, torch.empty(n, self._k(), device=self.device, dtype=self.dtype))
         pts = params_to_points(self.manifold, r)
         x = self.embed(pts)
         if self.noise_std > 0:
-            eps = torch.empty_like(x)
-            for s, g in enumerate(generators):
-                eps[s].normal_(generator=g)
-            x = x + self.noise_std * eps
+            x = x + self.noise_std * torch.empty_like(x).normal_(generator=generator)
+        return (x, pts) if return_points else x
+
+    def sample_seeds(self, n: int, streams: Streams, *, return_points: bool = False):
+        """One training batch per seed, (S, n, dim_x), from the seeds' ``data`` stream: positions,
+        then the noise (if any), each ONE op for all seeds; slice s is what seed s alone draws."""
+        positive_int("n", n)
+        if not isinstance(streams, Streams):
+            fail("streams", "be an er_fast.vae.seeds.Streams", type(streams).__name__, TypeError)
+        if self.manifold == "sphere":
+            r = streams.normal("data", (n, 3), self.dtype)
+        else:
+            r = streams.uniform("data", (n, self._k()), self.dtype)
+        pts = params_to_points(self.manifold, r)
+        x = self.embed(pts)
+        if self.noise_std > 0:
+            x = x + self.noise_std * streams.normal("data", (n, self.dim_x), self.dtype)
         return (x, pts) if return_points else x
 
     def sample_manifold(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -28,7 +28,6 @@ accumulated across chunks, so memory is O(S · chunk · width); 256 was the fast
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,7 +35,7 @@ import torch
 from ..util.threads import check_threads, intra_op_threads
 from ..util.validation import fail
 from .config import EvalConfig, with_overrides
-from .seeds import seed_generators
+from .seeds import Streams
 from .trained import TrainedModels
 
 
@@ -53,33 +52,34 @@ def _x_for(model, x_test: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(trained: TrainedModels, x_test: torch.Tensor, config: EvalConfig | None = None, *,
-             generators: Sequence[torch.Generator] | None = None, threads: int | None = None, **fields) -> dict:
+             streams: Streams | None = None, threads: int | None = None, **fields) -> dict:
     """Evaluate every seed of ``trained`` on x_test ((N, D), shared, or (S, N, D)).
 
     ``config``: an EvalConfig (keyword overrides of its fields allowed, e.g. ``iwae_k=100``).
     Returns a dict of numpy arrays of shape (S,): elbo, rec (E_q log p(x|z)), kl, iwae,
     elbo_iwae_points, active_units (int), sigma (the likelihood's σ), finite (bool: every number of
-    that seed is finite). All randomness from one 'eval' generator per seed (reproducible, and
-    independent of which other seeds share the batch), unless ``generators`` is given.
+    that seed is finite). All randomness from the seeds' ``eval`` stream, counters from 0 unless
+    ``streams`` is given (reproducible, and independent of which other seeds share the batch).
+    Every pass dispatches the same ops for 1 seed or 10,000.
     ``threads``: torch intra-op threads for the call (restored after; None = leave as is).
     """
     if not isinstance(trained, TrainedModels):
         fail("trained", "be a TrainedModels", type(trained).__name__)
     cfg = with_overrides(EvalConfig, config, fields)
     with intra_op_threads(check_threads(threads)):
-        return _evaluate(trained, x_test, cfg, generators)
+        return _evaluate(trained, x_test, cfg, streams)
 
 
-def _evaluate(trained, x_test, cfg: EvalConfig, generators) -> dict:
+def _evaluate(trained, x_test, cfg: EvalConfig, streams) -> dict:
     model = trained.model
     iwae_k, iwae_points, chunk = cfg.iwae_k, cfg.iwae_points, cfg.chunk
     elbo_samples, elbo_batch = cfg.elbo_samples, cfg.elbo_batch
     p0 = model.log_sigma
     x = _x_for(model, x_test).to(p0.device, p0.dtype)
     S, N, _ = x.shape
-    gens = list(generators) if generators is not None else seed_generators(trained.seeds, "eval", p0.device)
-    if len(gens) != S:
-        fail("generators", f"be S = {S} generators", len(gens))
+    streams = Streams(trained.seeds, p0.device) if streams is None else streams
+    if not isinstance(streams, Streams) or streams.S != S:
+        fail("streams", f"be Streams of S = {S} seeds", streams if not isinstance(streams, Streams) else streams.S)
     was_training = model.training
     model.eval()
 
@@ -93,7 +93,7 @@ def _evaluate(trained, x_test, cfg: EvalConfig, generators) -> dict:
         kl_sum += model.kl(post).double().sum(1)
         means.append(model.posterior_mean(post).double())
         for _ in range(elbo_samples):
-            z, _ = model.sample_z(post, gens)
+            z, _ = model.sample_z(post, streams, stream="eval")
             rec_sum += model.log_lik(xb, model.decoder_input(z, post["theta"])).double().sum(1) / elbo_samples
     rec, kl = rec_sum / N, kl_sum / N
     mu = torch.cat(means, 1)  # (S, N, n)
@@ -110,7 +110,7 @@ def _evaluate(trained, x_test, cfg: EvalConfig, generators) -> dict:
         post = model.encode(xb)
         for k0 in range(0, iwae_k, kc):
             k = min(kc, iwae_k - k0)
-            lw = model.log_weights(xb, post, gens, k).double()  # (S, p, k)
+            lw = model.log_weights(xb, post, streams, k).double()  # (S, p, k)
             lse[:, a:a + xb.shape[1]] = torch.logaddexp(lse[:, a:a + xb.shape[1]], torch.logsumexp(lw, -1))
             lw_sum[:, a:a + xb.shape[1]] += lw.sum(-1)
     iwae = (lse - math.log(iwae_k)).mean(1)

@@ -2,12 +2,12 @@
 
 Every parameter carries a leading seed dimension S (weights (S, in, out), biases (S, 1, out)); a
 linear layer is one ``torch.baddbmm`` over the S seeds, so S independent models run as one
-program, and seed s's numbers depend only on seed s's parameters, data and generators.
+program, and seed s's numbers depend only on seed s's parameters, data and random streams.
 
 Modelling choices (documented in docs/design.md, "Modelling choices"):
   * MLPs: ``depth`` hidden layers of ``width`` units, ReLU; every layer initialised like PyTorch's
     nn.Linear default, U(±1/sqrt(fan_in)) for weights and biases, drawn per seed from that seed's
-    init generator (CPU, float64, then cast: float32 and float64 runs start from the same point).
+    ``init`` stream (float64, then cast: float32 and float64 runs start from the same point).
   * Beta posterior: α = softplus(a) + beta_floor, β = softplus(b) + beta_floor (beta_floor = 0.1 by
     default: α, β < 1 stay allowed — a U-shaped Beta on [0,1] is a unimodal posterior around the
     circle's cut point under circle_embed — while the very small concentrations where Gamma-based
@@ -25,7 +25,7 @@ Modelling choices (documented in docs/design.md, "Modelling choices"):
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,7 @@ from torch import nn
 from .. import ops
 from ..util.validation import fail, positive_int
 from .config import TrainConfig, with_overrides
+from .seeds import Streams
 from .densities import LOG_2PI, beta_log_prob, kl_beta_uniform, kl_gauss_std
 from .specs import get_spec
 from .stacked_mlp import StackedMLP
@@ -47,21 +48,20 @@ class StackedVAE(nn.Module):
         config: the TrainConfig whose network and likelihood fields (width, depth, beta_floor,
             log_sigma_init, sigma_floor, dtype) this model uses; keyword overrides of its fields
             are allowed (``StackedVAE("er-proj-1d", 4, width=64)``).
-        data_dim: D (100). init_generators: S CPU generators for the initialisation (None: leave
-            zeros, e.g. before load_state_dict).
+        data_dim: D (100). streams: the seeds' Streams, whose ``init`` stream initialises the
+            parameters (None: leave zeros, e.g. before load_state_dict).
         embedding: the frozen learned f ([0,1]^n → R^m nn.Module) for 'learned' models; shared by all
             seeds; its parameters are frozen (requires_grad False) and travel in this state_dict.
     """
 
     def __init__(self, spec, S: int, config: Optional[TrainConfig] = None, *, data_dim: int = 100,
-                 init_generators: Optional[Sequence[torch.Generator]] = None,
-                 embedding: Optional[nn.Module] = None, device="cpu", **fields):
+                 streams: Optional[Streams] = None, embedding: Optional[nn.Module] = None, device="cpu", **fields):
         super().__init__()
         config = with_overrides(TrainConfig, config, fields)
         spec = get_spec(spec) if isinstance(spec, str) else spec
         S, data_dim = positive_int("S", S), positive_int("data_dim", data_dim)
-        if init_generators is not None and len(init_generators) != S:
-            fail("init_generators", f"hold S = {S} generators", len(init_generators))
+        if streams is not None and streams.S != S:
+            fail("streams", f"hold S = {S} seeds", streams.S)
         self.spec, self.S, self.data_dim, self.config = spec, S, data_dim, config
         width, depth, dtype = config.width, config.depth, config.torch_dtype
         self.beta_floor, self.sigma_floor = config.beta_floor, config.sigma_floor
@@ -85,9 +85,8 @@ class StackedVAE(nn.Module):
             self.embedding = None
             dec_in = 2 * n if spec.embed == "proj" else n
         enc_out = 2 * n + (2 if spec.group else 0)
-        g = init_generators
-        self.encoder = StackedMLP(S, [data_dim] + [width] * depth + [enc_out], g, device=device, dtype=dtype)
-        self.decoder = StackedMLP(S, [dec_in] + [width] * depth + [data_dim], g, device=device, dtype=dtype)
+        self.encoder = StackedMLP(S, [data_dim] + [width] * depth + [enc_out], streams, device=device, dtype=dtype)
+        self.decoder = StackedMLP(S, [dec_in] + [width] * depth + [data_dim], streams, device=device, dtype=dtype)
         self.log_sigma = nn.Parameter(torch.full((S,), config.log_sigma_init, device=device, dtype=dtype))
 
     # -- pieces ----------------------------------------------------------------------------------
@@ -116,25 +115,26 @@ class StackedVAE(nn.Module):
             return kl_gauss_std(post["mu"], post["logvar"]).sum(-1)
         return kl_beta_uniform(post["alpha"], post["beta"]).sum(-1)
 
-    def sample_z(self, post: dict, generators: Sequence[torch.Generator], k: Optional[int] = None):
-        """Reparameterised z ~ q(z|x): (S, B, n), or (S, B, k, n) with k samples per point.
-        Slice s uses generators[s] alone. Returns (z, aux) with aux the Gaussian ε (else None)."""
-        if len(generators) != self.S:
-            fail("noise generators", f"be S = {self.S} generators", len(generators))
+    def sample_z(self, post: dict, streams: Streams, k: Optional[int] = None, stream: str = "noise"):
+        """Reparameterised z ~ q(z|x): (S, B, n), or (S, B, k, n) with k samples per point, from ONE
+        draw of the seeds' ``stream``. Returns (z, aux) with aux the Gaussian ε (else None)."""
+        if streams.S != self.S:
+            fail("streams", f"hold S = {self.S} seeds", streams.S)
         if self.spec.latent == "gauss":
             mu, logvar = post["mu"], post["logvar"]
             if k is not None:
                 mu, logvar = mu.unsqueeze(2), logvar.unsqueeze(2)
             shape = mu.shape if k is None else mu.shape[:2] + (k,) + mu.shape[3:]
-            eps = torch.empty(shape, device=mu.device, dtype=mu.dtype)
-            for s, g in enumerate(generators):
-                eps[s].normal_(generator=g)
+            eps = streams.normal(stream, shape[1:], mu.dtype)
             return mu + torch.exp(0.5 * logvar) * eps, eps
         alpha, beta = post["alpha"], post["beta"]
         if k is not None:
             shape = alpha.shape[:2] + (k,) + alpha.shape[2:]
             alpha, beta = alpha.unsqueeze(2).expand(shape), beta.unsqueeze(2).expand(shape)
-        return ops.beta_rsample(alpha, beta, generator=list(generators)), None
+        # The concentrations are softplus + a positive floor: valid by construction, so no
+        # validation (it would be a host sync on CUDA).
+        key = streams.beta_key(stream)
+        return ops.beta_rsample_keyed(alpha, beta, key), None
 
     def decoder_input(self, z: torch.Tensor, theta: Optional[torch.Tensor]) -> torch.Tensor:
         """z (S, N, n) [theta (S, N)] -> the decoder's input (S, N, d_in)."""
@@ -165,22 +165,22 @@ class StackedVAE(nn.Module):
         return self.log_lik_from_sq(self.decoder.sq_err(x, h, k))
 
     # -- the ELBO --------------------------------------------------------------------------------
-    def elbo_terms(self, x: torch.Tensor, noise_generators: Sequence[torch.Generator]):
+    def elbo_terms(self, x: torch.Tensor, streams: Streams):
         """One-sample ELBO pieces for x (S, B, D): (log p(x|z) (S, B), KL (S, B), post)."""
         post = self.encode(x)
-        z, _ = self.sample_z(post, noise_generators)
+        z, _ = self.sample_z(post, streams)
         return self.log_lik(x, self.decoder_input(z, post["theta"])), self.kl(post), post
 
-    def forward(self, x: torch.Tensor, noise_generators: Sequence[torch.Generator]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, streams: Streams) -> torch.Tensor:
         """Per-point one-sample ELBO estimate, (S, B)."""
-        rec, kl, _ = self.elbo_terms(x, noise_generators)
+        rec, kl, _ = self.elbo_terms(x, streams)
         return rec - kl
 
-    def log_weights(self, x: torch.Tensor, post: dict, generators: Sequence[torch.Generator], k: int) -> torch.Tensor:
+    def log_weights(self, x: torch.Tensor, post: dict, streams: Streams, k: int, stream: str = "eval") -> torch.Tensor:
         """Importance log-weights log p(x|z_k) + log p(z_k) − log q(z_k|x) for k samples per point:
         x (S, P, D) with its posterior ``post`` -> (S, P, k)."""
         S, P = x.shape[:2]
-        z, eps = self.sample_z(post, generators, k)  # (S, P, k, n)
+        z, eps = self.sample_z(post, streams, k, stream)  # (S, P, k, n)
         theta = post["theta"]
         th = None if theta is None else theta.unsqueeze(2).expand(S, P, k).reshape(S, P * k)
         h = self.decoder_input(z.reshape(S, P * k, -1), th)

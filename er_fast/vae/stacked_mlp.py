@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from .seeds import Streams
+
 
 class StackedMLP(nn.Module):
     """S independent MLPs sizes[0] → … → sizes[-1], ReLU between layers, as stacked parameters.
@@ -19,8 +21,8 @@ class StackedMLP(nn.Module):
     forward: (S, N, sizes[0]) -> (S, N, sizes[-1]); one baddbmm per layer for all S seeds.
     """
 
-    def __init__(self, S: int, sizes: Sequence[int], init_generators: Optional[Sequence[torch.Generator]], *,
-                 device="cpu", dtype=torch.float32):
+    def __init__(self, S: int, sizes: Sequence[int], streams: Optional[Streams], *, device="cpu",
+                 dtype=torch.float32):
         super().__init__()
         self.S, self.sizes = S, list(sizes)
         self.weights = nn.ParameterList()
@@ -30,22 +32,21 @@ class StackedMLP(nn.Module):
             b = torch.zeros(S, 1, fan_out, dtype=torch.float64)
             self.weights.append(nn.Parameter(w.to(device, dtype)))
             self.biases.append(nn.Parameter(b.to(device, dtype)))
-        if init_generators is not None:
-            self.reset_parameters(init_generators)
+        if streams is not None:
+            self.reset_parameters(streams)
 
     @torch.no_grad()
-    def reset_parameters(self, init_generators: Sequence[torch.Generator]) -> None:
-        """nn.Linear's default init, U(±1/sqrt(fan_in)) for W then b, layer by layer, seed s from
-        init_generators[s] (CPU generators; drawn in float64)."""
+    def reset_parameters(self, streams: Streams) -> None:
+        """nn.Linear's default init, U(±1/sqrt(fan_in)) for W and b: per layer ONE draw of the
+        seeds' ``init`` stream (float64, then cast: float32 and float64 runs start from the same
+        point), W from its first fan_in·fan_out numbers, b from the rest."""
         for w, b in zip(self.weights, self.biases):
-            bound = 1.0 / math.sqrt(w.shape[1])
-            w64 = torch.empty(w.shape, dtype=torch.float64)
-            b64 = torch.empty(b.shape, dtype=torch.float64)
-            for s, g in enumerate(init_generators):
-                w64[s].uniform_(-bound, bound, generator=g)
-                b64[s].uniform_(-bound, bound, generator=g)
-            w.copy_(w64)
-            b.copy_(b64)
+            S, fan_in, fan_out = w.shape
+            bound = 1.0 / math.sqrt(fan_in)
+            u = streams.uniform("init", (fan_in * fan_out + fan_out,), torch.float64)
+            u = (2.0 * u - 1.0) * bound
+            w.copy_(u[:, : fan_in * fan_out].view(S, fan_in, fan_out))
+            b.copy_(u[:, fan_in * fan_out:].view(S, 1, fan_out))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         wb = [t for pair in zip(self.weights, self.biases) for t in pair]
@@ -93,7 +94,10 @@ def _mlp_backward(ctx, acts, wb, g, need_x: bool):
         if need[off + 2 * i + 1]:
             grads[2 * i + 1] = g.sum(1, keepdim=True)
         if i > 0 or need_x:
-            g = torch.bmm(g, wb[2 * i].transpose(1, 2))
+            w = wb[2 * i]
+            # fan-in 1 (a 1-d latent): a row sum, as the forward's addcmul; a (N, out) x (out, 1)
+            # GEMM would take a matrix-vector path whose rounding depends on the batch count S
+            g = (g * w).sum(-1, keepdim=True) if w.shape[1] == 1 else torch.bmm(g, w.transpose(1, 2))
             if i > 0:  # ReLU backward, in place: a is the post-ReLU input of layer i
                 torch.ops.aten.threshold_backward.grad_input(g, a, 0.0, grad_input=g)
     return (g if need_x else None), grads

@@ -1,7 +1,7 @@
 """TrainedModels: S trained seeds of one model, and its checkpoint format."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,6 +22,7 @@ class TrainedModels:
     curves: {'step': (L,) int64 array, 'elbo': (L, S) float64 array} — the training-batch ELBO
     (nats per point) averaged over each window of ``log_every`` steps ending at 'step'.
     data_config: the DataConfig of the data set they were trained on.
+    streams: the counters of the seeds' random streams when training stopped (er_fast.vae.seeds).
     """
 
     model: StackedVAE
@@ -30,6 +31,7 @@ class TrainedModels:
     curves: dict
     data_config: DataConfig
     train_seconds: float = 0.0
+    streams: dict = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
@@ -52,6 +54,7 @@ class TrainedModels:
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "curves": {k: torch.as_tensor(v) for k, v in self.curves.items()},
             "train_seconds": float(self.train_seconds),
+            "streams": dict(self.streams),
         }
 
     @classmethod
@@ -69,4 +72,5 @@ class TrainedModels:
                            embedding=emb, device=device)
         model.load_state_dict(sd)
         curves = {k: v.numpy() for k, v in state["curves"].items()}
-        return cls(model, list(state["seeds"]), config, curves, data_config, float(state.get("train_seconds", 0.0)))
+        return cls(model, list(state["seeds"]), config, curves, data_config, float(state.get("train_seconds", 0.0)),
+                   dict(state.get("streams", {})))
