@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from er_fast.vae import DataConfig, StackedVAE, ToyData, TrainConfig, TrainedModels, evaluate, train_seeds
-from er_fast.vae.seeds import seed_generators
+from er_fast.vae.seeds import Streams
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def _synthetic(S=2, D=100, P=16, sigma=0.01):
     plus N(0, σ²) noise: a sharp likelihood in z. The encoder is cut off so q(z|x) = Beta(2, 2) for
     every x — a poor proposal, deterministic whatever the sampler's random stream."""
     cfg = TrainConfig(width=32, dtype="float64", log_sigma_init=math.log(sigma))
-    m = StackedVAE("er-proj-1d", S, cfg, data_dim=D, init_generators=seed_generators(range(S), "init"))
+    m = StackedVAE("er-proj-1d", S, cfg, data_dim=D, streams=Streams(range(S)))
     with torch.no_grad():
         m.encoder.weights[-1].zero_()
         m.encoder.biases[-1].fill_(math.log(math.expm1(2.0 - m.beta_floor)))
@@ -77,8 +77,8 @@ def test_outputs_and_reproducibility(trained):
         np.testing.assert_array_equal(a[k], b[k])
     np.testing.assert_allclose(a["elbo"], a["rec"] - a["kl"])
     assert a["finite"].all() and (a["kl"] > 0).all()
-    # explicit generators are used when given
-    c = evaluate(tr, d.x_test, iwae_k=5, iwae_points=3, generators=seed_generators([0, 1], "eval"))
+    # explicit streams are used when given (fresh ones: the same numbers as the default)
+    c = evaluate(tr, d.x_test, iwae_k=5, iwae_points=3, streams=Streams([0, 1]))
     np.testing.assert_array_equal(a["iwae"], c["iwae"])
 
 
@@ -110,5 +110,5 @@ def test_bad_arguments(trained):
         evaluate(tr, d.x_test.unsqueeze(0).expand(3, -1, -1))
     with pytest.raises(ValueError, match="TrainedModels"):
         evaluate(tr.model, d.x_test)
-    with pytest.raises(ValueError, match="generators"):
-        evaluate(tr, d.x_test, generators=seed_generators([0], "eval"))
+    with pytest.raises(ValueError, match="streams"):
+        evaluate(tr, d.x_test, streams=Streams([0]))

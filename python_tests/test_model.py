@@ -8,6 +8,7 @@ import er_fast
 from er_fast.vae.densities import beta_log_prob, kl_beta_uniform, kl_gauss_std
 from er_fast.vae.embedding import Embedding
 from er_fast.vae.model import StackedVAE
+from er_fast.vae.seeds import Streams
 from er_fast.vae.specs import REGISTRY, get_spec, list_models
 from er_fast.vae.stacked_mlp import StackedMLP, StackedMLPFn, StackedMLPSqErrFn
 
@@ -15,12 +16,13 @@ IDS = list(REGISTRY)
 
 
 def gens(S, base=0):
-    return [torch.Generator().manual_seed(base + s) for s in range(S)]
+    """Random streams of S seeds (base, base+1, ...)."""
+    return Streams(range(base, base + S))
 
 
 def make(model_id, S=2, dtype=torch.float64, width=8, **kw):
     emb = Embedding(1, 2, 8, 2).to(dtype) if get_spec(model_id).embed == "learned" else None
-    return StackedVAE(model_id, S, data_dim=6, width=width, depth=2, init_generators=gens(S),
+    return StackedVAE(model_id, S, data_dim=6, width=width, depth=2, streams=gens(S),
                       embedding=emb, dtype=dtype, **kw)
 
 
@@ -158,12 +160,12 @@ def test_bad_arguments():
         StackedVAE("er-proj-1d", 2, beta_floor=0.0)
     with pytest.raises(ValueError, match="sigma_floor"):
         StackedVAE("er-proj-1d", 2, sigma_floor=-1.0)
-    with pytest.raises(ValueError, match="init_generators must hold"):
-        StackedVAE("er-proj-1d", 2, init_generators=gens(3))
+    with pytest.raises(ValueError, match="streams must hold"):
+        StackedVAE("er-proj-1d", 2, streams=gens(3))
     m = make("er-proj-1d")
     with pytest.raises(ValueError, match="x must have shape"):
         m.encode(torch.zeros(3, 4, 6, dtype=torch.float64))
     with pytest.raises(ValueError, match="x must have shape"):
         m.encode(torch.zeros(2, 4, 5, dtype=torch.float64))
-    with pytest.raises(ValueError, match="noise generators must be"):
+    with pytest.raises(ValueError, match="streams must hold"):
         m(torch.zeros(2, 4, 6, dtype=torch.float64), gens(1))

@@ -5,7 +5,9 @@ import torch
 
 from er_fast.vae import ToyData, TrainedModels, Trainer, evaluate, get_spec, train_seeds
 from er_fast.vae.embedding import Embedding
-from er_fast.vae.seeds import seed_generators
+from er_fast.util.threads import intra_op_threads
+from er_fast.vae import list_models
+from er_fast.vae.seeds import Streams
 from er_fast.vae.train import clip_grad_norm_per_seed_
 
 SMALL = dict(steps=12, batch_size=8, width=12, depth=2, log_every=5, lr=3e-3)
@@ -117,14 +119,94 @@ def test_per_seed_clipping():
     torch.testing.assert_close(a.model.log_sigma[1:], b.model.log_sigma, rtol=1e-9, atol=1e-12)
 
 
-def test_generators_independent_streams():
-    a = seed_generators([0, 1], "data")
-    b = seed_generators([0, 1], "noise")
-    x = [torch.rand(4, generator=g) for g in a + b]
+def test_streams_independent_and_seed_local():
+    st = Streams([0, 1])
+    a, b = st.uniform("data", (4,)), st.uniform("noise", (4,))
+    x = [a[0], a[1], b[0], b[1]]
     assert len({tuple(t.tolist()) for t in x}) == 4
-    assert torch.equal(torch.rand(4, generator=seed_generators([1], "data")[0]), x[1])
+    assert torch.equal(Streams([1]).uniform("data", (4,))[0], a[1])  # seed 1 alone draws what it drew among
+    second = st.uniform("data", (4,))
+    assert not torch.equal(second, a)  # the counter advanced
+    assert st.state_dict() == {"init": 0, "data": 2, "noise": 1, "eval": 0}
+    # the state is the counters: restored at data = 1, the stream draws its second batch again
+    assert torch.equal(Streams([0, 1], counters={"data": 1}).uniform("data", (4,)), second)
     with pytest.raises(ValueError, match="stream must be one of"):
-        seed_generators([0], "weights")
+        st.uniform("weights", (2,))
+
+
+SMALL_ALL = dict(steps=10, width=16, batch_size=32)
+
+
+def _emb16():
+    torch.manual_seed(0)
+    return Embedding(1, 2, 16, 2).requires_grad_(False)
+
+
+@pytest.mark.parametrize("model_id", [m.id for m in list_models()])
+def test_seed_alone_equals_seed_among_64_bitwise(model_id):
+    """With one thread, seed 5 trained alone and seed 5 trained among seeds 0..63 end with the SAME
+    BITS: every parameter, the training curve, and the held-out ELBO and IWAE."""
+    d = ToyData(test_size=64)
+    emb = _emb16() if get_spec(model_id).embed == "learned" else None
+    with intra_op_threads(1):
+        many = train_seeds(model_id, list(range(64)), d, embedding=emb, **SMALL_ALL)
+        alone = train_seeds(model_id, [5], d, embedding=emb, **SMALL_ALL)
+        em = evaluate(many, d.x_test, iwae_k=20, iwae_points=8)
+        ea = evaluate(alone, d.x_test, iwae_k=20, iwae_points=8)
+    sm, sa = many.model.state_dict(), alone.model.state_dict()
+    for k in sa:
+        assert torch.equal(sm[k] if k.startswith("embedding.") else sm[k][5:6], sa[k]), k
+    np.testing.assert_array_equal(many.curves["elbo"][:, 5:6], alone.curves["elbo"])
+    for k in ("elbo", "iwae", "elbo_iwae_points", "active_units", "sigma"):
+        np.testing.assert_array_equal(em[k][5:6], ea[k], err_msg=k)
+
+
+class _CountOps(torch.utils._python_dispatch.TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("model_id", [m.id for m in list_models()])
+def test_a_step_dispatches_the_same_ops_for_2_or_64_seeds(model_id):
+    """No Python loop over seeds: one training step, and one evaluation pass, dispatch the same
+    ATen ops (same names, same order) for S = 2 and S = 64."""
+    d = ToyData(test_size=16)
+    emb = _emb16() if get_spec(model_id).embed == "learned" else None
+    seen = {}
+    for S in (2, 64):
+        tr = Trainer(model_id, list(range(S)), d, embedding=emb, width=16, batch_size=32)
+        tr.step()
+        with _CountOps() as step_ops:
+            tr.step()
+        with _CountOps() as eval_ops:
+            evaluate(tr.result(), d.x_test, iwae_k=16, iwae_points=4, chunk=64)
+        seen[S] = (step_ops.ops, eval_ops.ops)
+    assert seen[2][0] == seen[64][0] and len(seen[2][0]) > 50
+    assert seen[2][1] == seen[64][1]
+
+
+def test_trainer_checkpoint_continues_with_the_same_numbers(tmp_path):
+    """Trainer.state_dict after 4 steps, loaded into a fresh Trainer, continues bitwise like an
+    uninterrupted 10-step run: the random streams' counters are part of the state."""
+    d = ToyData(test_size=10, dtype=torch.float64)
+    kw = dict(batch_size=8, width=8, log_every=4, dtype=torch.float64)
+    one = Trainer("er-proj-1d", [0, 1], d, **kw)
+    one.run(10)
+    a = Trainer("er-proj-1d", [0, 1], d, **kw)
+    a.run(4)
+    torch.save(a.state_dict(), tmp_path / "t.pt")
+    b = Trainer("er-proj-1d", [0, 1], d, **kw)
+    b.load_state_dict(torch.load(tmp_path / "t.pt", weights_only=True))
+    b.run(6)
+    for k, v in one.model.state_dict().items():
+        assert torch.equal(b.model.state_dict()[k], v), k
+    np.testing.assert_array_equal(one.result().curves["elbo"], b.result().curves["elbo"])
+    assert b.result().streams == one.result().streams
 
 
 def test_bad_arguments(data64):

@@ -174,10 +174,10 @@ def run(protocols: List[Protocol], out: str, workers: Optional[int], show_progre
 
 
 def _write(top: RunDir, protocols: List[Protocol], finished: dict, wall_s: float, partial: bool) -> None:
-    rows_by = {}
+    outs = {}
     for p in protocols:
         rd = RunDir(top.path(p.name))
         results = [dict(finished[p.name][RunDir.unit_name(m, s)], model=m, seeds=s) for m, s in p.units()
                    if RunDir.unit_name(m, s) in finished.get(p.name, {})]
-        rows_by[p.name] = write_outputs(rd, p, results, wall_s, partial)
-    write_summary(top, protocols, rows_by, partial)
+        outs[p.name] = write_outputs(rd, p, results, wall_s, partial)
+    write_summary(top, protocols, outs, partial)
