@@ -50,7 +50,10 @@ def _verdicts(rows: List[dict]) -> Dict[str, dict]:
     for r in paper_rows:
         keep = [i for i, s in enumerate(r["per_seed"]["seed"]) if s in common]
         trimmed.append({"model": r["model"], "per_seed": {k: [v[i] for i in keep] for k, v in r["per_seed"].items()}})
-    return {m: verdicts.compare_rows(trimmed, m) for m in ("elbo", "iwae")}
+    present = [m for m in PAPER_TABLE1 if m in {r["model"] for r in trimmed}]
+    seeds = {r["model"]: r["per_seed"]["seed"] for r in trimmed}
+    return {m: verdicts.compare(seeds, {r["model"]: r["per_seed"][m] for r in trimmed}, metric=m, rows=present)
+            for m in ("elbo", "iwae")}
 
 
 def _ceiling(p: Protocol, data: ToyData) -> dict | None:
