@@ -42,6 +42,23 @@ const char* cpu_isa_name(CpuIsa isa);
         return name##_v1 args;                                                  \
     }                                                                           \
   }
+// The same, for a body that should use each copy's native vector width: ``impl`` is a function
+// template on the vector size in bytes, called as impl<64> (AVX-512), impl<32> (AVX2) or impl<16>.
+#define ER_FAST_CPU_MULTIVERSION_VEC(ret, name, params, args, impl)               \
+  __attribute__((target("arch=x86-64-v4"))) ret name##_v4 params { return impl<64> args; } \
+  __attribute__((target("arch=x86-64-v3"))) ret name##_v3 params { return impl<32> args; } \
+  ret name##_v1 params { return impl<16> args; }                                  \
+  ret name params {                                                               \
+    switch (::er_fast::cpu_isa()) {                                               \
+      case ::er_fast::CpuIsa::kAvx512:                                            \
+        return name##_v4 args;                                                    \
+      case ::er_fast::CpuIsa::kAvx2:                                              \
+        return name##_v3 args;                                                    \
+      default:                                                                    \
+        return name##_v1 args;                                                    \
+    }                                                                             \
+  }
 #else
 #define ER_FAST_CPU_MULTIVERSION(ret, name, params, args, ...) ret name params __VA_ARGS__
+#define ER_FAST_CPU_MULTIVERSION_VEC(ret, name, params, args, impl) ret name params { return impl<64> args; }
 #endif

@@ -32,8 +32,12 @@ namespace {
 using namespace mmd_cpu;
 
 // The hot entry points, one per dtype, cloned for AVX-512 / AVX2 / baseline.
-ER_FAST_CPU_MULTIVERSION(void, run_unit_f32, (Unit<float>& u, const Consts<float>& kc), (u, kc), { run_unit_impl<float>(u, kc); })
-ER_FAST_CPU_MULTIVERSION(void, run_unit_f64, (Unit<double>& u, const Consts<double>& kc), (u, kc), { run_unit_impl<double>(u, kc); })
+template <int VB>
+ER_FAST_INLINE void run_unit_f32_impl(Unit<float>& u, const Consts<float>& kc) { run_unit_impl<float, VB>(u, kc); }
+template <int VB>
+ER_FAST_INLINE void run_unit_f64_impl(Unit<double>& u, const Consts<double>& kc) { run_unit_impl<double, VB>(u, kc); }
+ER_FAST_CPU_MULTIVERSION_VEC(void, run_unit_f32, (Unit<float>& u, const Consts<float>& kc), (u, kc), run_unit_f32_impl)
+ER_FAST_CPU_MULTIVERSION_VEC(void, run_unit_f64, (Unit<double>& u, const Consts<double>& kc), (u, kc), run_unit_f64_impl)
 inline void run_unit(Unit<float>& u, const Consts<float>& kc) { run_unit_f32(u, kc); }
 inline void run_unit(Unit<double>& u, const Consts<double>& kc) { run_unit_f64(u, kc); }
 
@@ -105,9 +109,9 @@ Plan<T> make_plan(const MmdShape& sh, double c, const std::vector<double>& scale
   p.B = sh.B, p.n = sh.n, p.m = sh.m, p.d = sh.d;
   // SoA row stride: whole blocks plus one vector, so the d rows of a buffer (and the column
   // partials written next to them) do not sit at multiples of 4 KiB (4K-aliasing stalls).
-  constexpr int64_t W = Simd<T>::W;
-  p.npad = round_up(p.n, JB) + W;
-  p.mpad = round_up(p.m, JB) + W;
+  constexpr int64_t W = Simd<T, 64>::W;  // the widest copy's lanes (narrower copies use less)
+  p.npad = round_up(p.n, kMaxJB) + W;
+  p.mpad = round_up(p.m, kMaxJB) + W;
   const int64_t threads = at::get_num_threads();
   const double pairs = 0.5 * double(p.n) * p.n + 0.5 * double(p.m) * p.m + double(p.n) * p.m;
   p.R = 1;
@@ -135,7 +139,7 @@ struct UnitBuffers {
     // transposed data they are updated together with.
     cx.assign(p.grad_x ? p.d * p.npad : 0, 1088 / sizeof(T));
     cy.assign(p.grad_y ? p.d * p.mpad : 0, 1088 / sizeof(T));
-    racc.assign(p.d * Simd<T>::W);
+    racc.assign(p.d * Simd<T, 64>::W);
     gxd.assign(p.grad_x ? p.d * p.n : 0);
     gyd.assign(p.grad_y ? p.d * p.m : 0);
   }

@@ -16,55 +16,34 @@ namespace mmd_cpu {
 
 using imq::Consts;
 
-constexpr int64_t JB = 64;  // columns per block (4 vectors of float, 8 of double)
-constexpr int64_t IB = 32;  // rows between flushes of the float column-gradient buffer
+constexpr int64_t IB = 32;      // rows between flushes of the float column-gradient buffer
+constexpr int64_t kMaxJB = 64;  // the widest column block (buffers are padded to a multiple of it)
 
-// 512-bit GCC vector types: lowered to one zmm (AVX-512), two ymm (AVX2) or four xmm
-// (baseline) in each target clone, so one source serves every instruction set.
-template <typename T>
-struct Simd;
-template <>
-struct Simd<float> {
-  typedef float V __attribute__((vector_size(64)));
-  typedef float VU __attribute__((vector_size(64), aligned(4)));
-  typedef int32_t IE;
-  typedef int32_t I __attribute__((vector_size(64)));
-  static constexpr int W = 16;
-  static ER_FAST_INLINE I iota() { return I{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
-};
-template <>
-struct Simd<double> {
-  typedef double V __attribute__((vector_size(64)));
-  typedef double VU __attribute__((vector_size(64), aligned(8)));
-  typedef int64_t IE;
-  typedef int64_t I __attribute__((vector_size(64)));
-  static constexpr int W = 8;
-  static ER_FAST_INLINE I iota() { return I{0, 1, 2, 3, 4, 5, 6, 7}; }
+// GCC vector types of VB bytes. Each instruction-set copy uses its register width — 64 (one zmm,
+// AVX-512), 32 (one ymm, AVX2), 16 (one xmm, baseline) — so a block's vectors (distances, kernel
+// values, gradient weights: 3 × 4 vectors) fit its register file: 512-bit vectors lowered to 2 ymm
+// or 4 xmm spilled, and ran the AVX2 copy 13× slower than AVX-512 (measured).
+template <typename T, int VB>
+struct Simd {
+  static constexpr int W = VB / int(sizeof(T));
+  // Columns per block: 64 with zmm (4 float / 8 double vectors), else 4 vectors.
+  static constexpr int64_t JB = VB == 64 ? 64 : 4 * W;
+  typedef T V __attribute__((vector_size(VB)));
+  typedef T VU __attribute__((vector_size(VB), aligned(sizeof(T))));
 };
 
-template <typename T>
-ER_FAST_INLINE typename Simd<T>::V vload(const T* p) {
-  return *reinterpret_cast<const typename Simd<T>::VU*>(p);
+template <typename T, int VB>
+ER_FAST_INLINE typename Simd<T, VB>::V vload(const T* p) {
+  return *reinterpret_cast<const typename Simd<T, VB>::VU*>(p);
 }
-template <typename T>
-ER_FAST_INLINE void vstore(T* p, typename Simd<T>::V v) {
-  *reinterpret_cast<typename Simd<T>::VU*>(p) = v;
+template <typename T, int VB>
+ER_FAST_INLINE void vstore(T* p, typename Simd<T, VB>::V v) {
+  *reinterpret_cast<typename Simd<T, VB>::VU*>(p) = v;
 }
-template <typename T>
-ER_FAST_INLINE typename Simd<T>::V vsplat(T s) {
-  return typename Simd<T>::V{} + s;
-}
-template <typename T>
-ER_FAST_INLINE bool vany(typename Simd<T>::I m) {
-  typename Simd<T>::I r = m;
-  bool any = false;
-  for (int l = 0; l < Simd<T>::W; ++l) any |= r[l] != 0;
-  return any;
-}
-template <typename T>
-ER_FAST_INLINE double vsum_double(typename Simd<T>::V v) {
+template <typename T, int VB>
+ER_FAST_INLINE double vsum_double(typename Simd<T, VB>::V v) {
   double s = 0;
-  for (int l = 0; l < Simd<T>::W; ++l) s += double(v[l]);
+  for (int l = 0; l < Simd<T, VB>::W; ++l) s += double(v[l]);
   return s;
 }
 
@@ -88,13 +67,14 @@ struct Term {
 // Row `a` against the JB columns j0..j0+JB-1. `mask` (null: all count) points at JB lane
 // weights 0/1. sK: the row's kernel-sum lanes; racc: its gradient lanes (d vectors).
 // kFast: the caller has proven every distance here is below kc.d_max (rational form is safe).
-template <typename T, bool kRow, bool kCol, bool kFast>
+template <typename T, int VB, bool kRow, bool kCol, bool kFast>
 ER_FAST_INLINE void row_block(const T* __restrict a, const T* __restrict BT, int64_t ldb, int64_t j0, int64_t d,
-                              const Consts<T>& kc, const T* __restrict mask, typename Simd<T>::V& sK,
+                              const Consts<T>& kc, const T* __restrict mask, typename Simd<T, VB>::V& sK,
                               T* __restrict racc, T* __restrict cacc) {
-  using V = typename Simd<T>::V;
+  using V = typename Simd<T, VB>::V;
+  constexpr int64_t JB = Simd<T, VB>::JB;
   constexpr bool kGrad = kRow || kCol;
-  constexpr int W = Simd<T>::W;
+  constexpr int W = Simd<T, VB>::W;
   constexpr int NV = JB / W;
   V D[NV], K[NV], G[NV];
 #pragma GCC unroll 8
@@ -104,7 +84,7 @@ ER_FAST_INLINE void row_block(const T* __restrict a, const T* __restrict BT, int
     const T* __restrict b = BT + k * ldb + j0;
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
-      const V df = ak - vload<T>(b + v * W);  // differences, never |a|^2 + |b|^2 - 2ab
+      const V df = ak - vload<T, VB>(b + v * W);  // differences, never |a|^2 + |b|^2 - 2ab
       D[v] += df * df;
     }
   }
@@ -118,7 +98,7 @@ ER_FAST_INLINE void row_block(const T* __restrict a, const T* __restrict BT, int
   if (mask) {  // values are finite here (padding columns are zeros), so 0 * K is 0
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
-      const V mv = vload<T>(mask + v * W);
+      const V mv = vload<T, VB>(mask + v * W);
       K[v] *= mv;
       if (kGrad) G[v] *= mv;
     }
@@ -130,25 +110,26 @@ ER_FAST_INLINE void row_block(const T* __restrict a, const T* __restrict BT, int
       const T ak = a[k];
       const T* __restrict b = BT + k * ldb + j0;
       T* __restrict ca = cacc + k * ldb + j0;
-      V r = kRow ? vload<T>(racc + k * W) : V{};
+      V r = kRow ? vload<T, VB>(racc + k * W) : V{};
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
-        const V u = G[v] * (ak - vload<T>(b + v * W));
+        const V u = G[v] * (ak - vload<T, VB>(b + v * W));
         if (kRow) r += u;
-        if (kCol) vstore<T>(ca + v * W, vload<T>(ca + v * W) - u);
+        if (kCol) vstore<T, VB>(ca + v * W, vload<T, VB>(ca + v * W) - u);
       }
-      if (kRow) vstore<T>(racc + k * W, r);
+      if (kRow) vstore<T, VB>(racc + k * W, r);
     }
   }
 }
 
 // Row `a` against the blocks j0 = jstart, jstart+JB, ... < jend; columns outside [jlo, ncols)
 // are masked out.
-template <typename T, bool kRow, bool kCol, bool kFast>
+template <typename T, int VB, bool kRow, bool kCol, bool kFast>
 ER_FAST_INLINE void row_span(const T* a, const Term<T>& tm, const Consts<T>& kc, int64_t jstart, int64_t jend,
-                             int64_t jlo, const T* ramp, typename Simd<T>::V& sK, T* racc, T* mbuf) {
-  using V = typename Simd<T>::V;
-  constexpr int W = Simd<T>::W;
+                             int64_t jlo, const T* ramp, typename Simd<T, VB>::V& sK, T* racc, T* mbuf) {
+  using V = typename Simd<T, VB>::V;
+  constexpr int64_t JB = Simd<T, VB>::JB;
+  constexpr int W = Simd<T, VB>::W;
   for (int64_t j0 = jstart; j0 < jend; j0 += JB) {
     const T* mask = nullptr;
     if (j0 < jlo || j0 + JB > tm.ncols) {
@@ -157,19 +138,20 @@ ER_FAST_INLINE void row_span(const T* a, const Term<T>& tm, const Consts<T>& kc,
       const int64_t s = std::min<int64_t>(std::max<int64_t>(jlo - j0, 0), JB);
       const int64_t e = std::min<int64_t>(std::max<int64_t>(tm.ncols - j0, 0), JB);
       for (int v = 0; v < JB / W; ++v)
-        vstore<T>(mbuf + v * W, vload<T>(ramp + JB - s + v * W) * (T(1) - vload<T>(ramp + JB - e + v * W)));
+        vstore<T, VB>(mbuf + v * W, vload<T, VB>(ramp + JB - s + v * W) * (T(1) - vload<T, VB>(ramp + JB - e + v * W)));
       mask = mbuf;
     }
-    row_block<T, kRow, kCol, kFast>(a, tm.BT, tm.ldb, j0, tm.d, kc, mask, sK, racc, tm.cacc);
+    row_block<T, VB, kRow, kCol, kFast>(a, tm.BT, tm.ldb, j0, tm.d, kc, mask, sK, racc, tm.cacc);
   }
   (void)sizeof(V);
 }
 
 // Rows [r0, r1) of A against their columns; returns the sum of K over those pairs (double).
-template <typename T, bool kRow, bool kCol>
+template <typename T, int VB, bool kRow, bool kCol>
 ER_FAST_INLINE double run_term(const Term<T>& tm, const Consts<T>& kc, int64_t r0, int64_t r1, T* racc) {
-  using V = typename Simd<T>::V;
-  constexpr int W = Simd<T>::W;
+  using V = typename Simd<T, VB>::V;
+  constexpr int64_t JB = Simd<T, VB>::JB;
+  constexpr int W = Simd<T, VB>::W;
   const int64_t d = tm.d, ncols = tm.ncols;
   // Column super-block: keeps d*JSB values of B (and of cacc) in L1 across the IB rows.
   const int64_t JSB = std::min<int64_t>(1024, std::max<int64_t>(JB, (4096 / d) / JB * JB));
@@ -215,12 +197,12 @@ ER_FAST_INLINE double run_term(const Term<T>& tm, const Consts<T>& kc, int64_t r
         V sK = V{};
         if (kRow) std::fill(racc, racc + d * W, T(0));
         if (fast)
-          row_span<T, kRow, kCol, true>(a, tm, kc, jstart, JS1, jlo, ramp, sK, racc, mbuf);
+          row_span<T, VB, kRow, kCol, true>(a, tm, kc, jstart, JS1, jlo, ramp, sK, racc, mbuf);
         else
-          row_span<T, kRow, kCol, false>(a, tm, kc, jstart, JS1, jlo, ramp, sK, racc, mbuf);
-        ksum += vsum_double<T>(sK);
+          row_span<T, VB, kRow, kCol, false>(a, tm, kc, jstart, JS1, jlo, ramp, sK, racc, mbuf);
+        ksum += vsum_double<T, VB>(sK);
         if (kRow)
-          for (int64_t k = 0; k < d; ++k) tm.grow[k * tm.ldgr + i] += tm.w * vsum_double<T>(vload<T>(racc + k * W));
+          for (int64_t k = 0; k < d; ++k) tm.grow[k * tm.ldgr + i] += tm.w * vsum_double<T, VB>(vload<T, VB>(racc + k * W));
       }
     }
     if (kCol) {  // flush the float column partials of these IB rows into double
@@ -237,14 +219,14 @@ ER_FAST_INLINE double run_term(const Term<T>& tm, const Consts<T>& kc, int64_t r
   return ksum;
 }
 
-template <typename T>
+template <typename T, int VB>
 ER_FAST_INLINE double dispatch_term(bool row, bool col, const Term<T>& tm, const Consts<T>& kc, int64_t r0,
                                     int64_t r1, T* racc) {
   if (r0 >= r1) return 0;
-  if (row && col) return run_term<T, true, true>(tm, kc, r0, r1, racc);
-  if (row) return run_term<T, true, false>(tm, kc, r0, r1, racc);
-  if (col) return run_term<T, false, true>(tm, kc, r0, r1, racc);
-  return run_term<T, false, false>(tm, kc, r0, r1, racc);
+  if (row && col) return run_term<T, VB, true, true>(tm, kc, r0, r1, racc);
+  if (row) return run_term<T, VB, true, false>(tm, kc, r0, r1, racc);
+  if (col) return run_term<T, VB, false, true>(tm, kc, r0, r1, racc);
+  return run_term<T, VB, false, false>(tm, kc, r0, r1, racc);
 }
 
 // Everything one work unit needs: the batch element's data and the unit's own buffers.
@@ -260,20 +242,20 @@ struct Unit {
   int64_t xr0, xr1, yr0, yr1;  // rows of x (xx + xy terms) and of y (yy term) of this unit
   T* cacc_x;         // (d, npad) zeros
   T* cacc_y;         // (d, mpad) zeros
-  T* racc;           // d * W (vector lanes)
+  T* racc;           // d * W (vector lanes, W of the widest vector)
   double* gxd;       // (d, n) zeros, when gx
   double* gyd;       // (d, m) zeros, when gy
   double sxx, syy, sxy;
 };
 
-template <typename T>
+template <typename T, int VB>
 ER_FAST_INLINE void run_unit_impl(Unit<T>& u, const Consts<T>& kc) {
   Term<T> xx{u.x, u.xT, u.npad, u.n, u.d, true, u.cacc_x, u.gxd, u.n, u.gxd, u.n, u.w.xx};
   Term<T> xy{u.x, u.yT, u.mpad, u.m, u.d, false, u.cacc_y, u.gxd, u.n, u.gyd, u.m, u.w.xy};
   Term<T> yy{u.y, u.yT, u.mpad, u.m, u.d, true, u.cacc_y, u.gyd, u.m, u.gyd, u.m, u.w.yy};
-  u.sxx = dispatch_term<T>(u.gx, u.gx, xx, kc, u.xr0, u.xr1, u.racc);
-  u.sxy = dispatch_term<T>(u.gx, u.gy, xy, kc, u.xr0, u.xr1, u.racc);
-  u.syy = dispatch_term<T>(u.gy, u.gy, yy, kc, u.yr0, u.yr1, u.racc);
+  u.sxx = dispatch_term<T, VB>(u.gx, u.gx, xx, kc, u.xr0, u.xr1, u.racc);
+  u.sxy = dispatch_term<T, VB>(u.gx, u.gy, xy, kc, u.xr0, u.xr1, u.racc);
+  u.syy = dispatch_term<T, VB>(u.gy, u.gy, yy, kc, u.yr0, u.yr1, u.racc);
 }
 
 
