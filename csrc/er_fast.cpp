@@ -50,6 +50,13 @@ TORCH_LIBRARY(er_fast, m) {
   // uniform: on the open interval (0, 1); normal: standard normal (Box-Muller). Not differentiable.
   m.def("philox_uniform(Tensor seeds, Tensor counter, int stream, int[] size, ScalarType dtype) -> Tensor");
   m.def("philox_normal(Tensor seeds, Tensor counter, int stream, int[] size, ScalarType dtype) -> Tensor");
+  // One Adam step (torch.optim.Adam's defaults: no weight decay, no amsgrad) over lists of tensors,
+  // in place: step (a 0-dim int64 / float32 / float64 tensor on the params' device) is incremented
+  // by the op itself, bias corrections come from it inside the kernel (CUDA-graph friendly). Each
+  // element's update is the same fixed sequence of correctly rounded operations on every path
+  // (common/adam_math.h, docs/adam.md), so it never depends on where the element sits.
+  m.def("adam_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, Tensor(c!)[] exp_avg_sqs,"
+        " Tensor(d!) step, float lr, float beta1, float beta2, float eps) -> ()");
   // Which copy of the multiversioned CPU kernels runs: "avx512", "avx2" or "baseline"
   // (common/cpu_dispatch.h; ER_FAST_CPU_ISA can force a lower one).
   m.def("cpu_isa() -> str", [] { return std::string(er_fast::cpu_isa_name(er_fast::cpu_isa())); });

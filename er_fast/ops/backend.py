@@ -15,7 +15,7 @@ import torch
 
 # Every op with a compiled kernel (the backward ops of circle_embed / so2_rotate ride with them).
 OPS = ("mmd_imq", "beta_rsample", "beta_rsample_grad", "circle_embed", "so2_rotate", "philox_uniform",
-       "philox_normal")
+       "philox_normal", "adam_")
 
 LOAD_ERROR: str | None = None
 try:

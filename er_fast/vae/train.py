@@ -26,6 +26,7 @@ from ..util.validation import fail, positive_int, seed_list
 from .config import TrainConfig, with_overrides
 from .data import ToyData
 from .model import StackedVAE
+from .optim import StackedAdam
 from .seeds import Streams
 from .specs import get_spec
 from .trained import TrainedModels
@@ -33,14 +34,12 @@ from .trained import TrainedModels
 
 def make_optimizer(params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
                    capturable: bool = False) -> torch.optim.Optimizer:
-    """Adam on the stacked tensors. Adam is elementwise, hence independent per seed. The fused
-    kernel (one call for all tensors) is used where torch has it, else foreach. ``capturable``
-    keeps the step count on the device (for CUDA graphs)."""
-    params = [p for p in params if p.requires_grad]
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, fused=True, capturable=capturable)
-    except (RuntimeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, foreach=True, capturable=capturable)
+    """Adam on the stacked tensors: StackedAdam, one er_fast.adam_ call per step for all tensors,
+    whose update of an element never depends on where it sits (torch's fused CPU Adam rounds
+    a tensor's last elements differently, so seed s's bits would depend on S). ``capturable`` is
+    accepted for compatibility and changes nothing: the step count always lives on the device."""
+    del capturable
+    return StackedAdam([p for p in params if p.requires_grad], lr=lr, betas=betas, eps=eps)
 
 
 @torch.no_grad()
