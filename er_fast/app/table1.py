@@ -17,6 +17,7 @@ from typing import List, Optional
 
 import torch
 
+from ..util.malloc import keep_freed_memory
 from . import dist
 from .files import load_tensors, read_json, save_tensors
 from .interrupt import Interrupts, Stopped
@@ -112,6 +113,7 @@ def run(protocols: List[Protocol], out: str, workers: Optional[int], show_progre
     if protocols[0].device == "cpu":
         # One thread per process, always: results then do not depend on --workers or world size.
         torch.set_num_threads(1)
+        keep_freed_memory()
 
     stop = Interrupts().install()
     t0 = time.time()

@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from ..util.malloc import keep_freed_memory
 from ..vae import ToyData, evaluate, load_embedding, train_embedding, train_seeds
 from ..vae.specs import get_spec
 from .files import load_tensors, save_tensors
@@ -103,6 +104,7 @@ class UnitRunner:
 def _worker_main(tasks, results, counter, root: str, protocol: dict) -> None:
     die_with_parent()
     torch.set_num_threads(1)
+    keep_freed_memory()
 
     def tick(k: int) -> None:
         with counter.get_lock():
