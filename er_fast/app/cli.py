@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from .. import __version__
 from ..vae.specs import REGISTRY
-from .protocol import NAMED, QUICK, Protocol, build_protocols, parse_list
+from .protocol import DEFAULT_SEEDS, NAMED, QUICK, Protocol, build_protocols, parse_list
 
 D = Protocol()  # the defaults, quoted in --help
 
@@ -38,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output directory (created; resumed if it holds the same run)")
     t.add_argument("--protocols", type=parse_list,
                    help=f"comma-separated protocols among {', '.join(NAMED)} (default: paper,noisy)")
-    t.add_argument("--seeds", type=int, help=f"seeds per model, 0..N-1 (default {D.seeds})")
+    t.add_argument("--seeds", type=int, help="seeds per model and protocol, 0..N-1 (default: "
+                   f"{DEFAULT_SEEDS['cpu']} on CPU, {DEFAULT_SEEDS['cuda']} with --device cuda)")
     t.add_argument("--models", type=parse_list, help="comma-separated model ids (default: all; `er-fast models`)")
     t.add_argument("--steps", type=int, help=f"Adam steps per model (default {D.steps})")
     t.add_argument("--batch-size", type=int, help=f"training batch size (default {D.batch_size})")
@@ -62,6 +63,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--dry-run", action="store_true", help="print the protocol, the units and estimates of time and "
                    "memory (from a few measured steps), then exit without writing anything")
     t.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+
+    w = sub.add_parser("sweep", help="Table 1 at several training budgets (steps × 1, 3, 10): do rows and "
+                       "orderings move with training time?", parents=[], add_help=True)
+    for a in t._actions:  # the table1 options, plus the multipliers
+        if a.dest not in ("help", "dry_run"):
+            w._add_action(a)
+    w.add_argument("--multipliers", type=parse_list, default=("1", "3", "10"),
+                   help="budgets as multiples of --steps (default 1,3,10)")
 
     sub.add_parser("models", help="list the model ids")
 
@@ -119,6 +128,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _table1(args)
         except ValueError as e:  # a UsageError, or a setting out of range: nothing was trained
             print(f"er-fast table1: error: {e}", file=sys.stderr)
+            return 2
+    if args.command == "sweep":
+        try:
+            protocols = table1_protocols(args)
+            mult = [int(x) if x.isdigit() else 0 for x in args.multipliers]
+            if not mult or any(k < 1 for k in mult):
+                raise ValueError(f"--multipliers must be positive integers, got {','.join(args.multipliers)}")
+            from .sweep import run as run_sweep
+
+            return run_sweep(protocols, mult, args.out, args.workers, not args.no_progress)
+        except ValueError as e:
+            print(f"er-fast sweep: error: {e}", file=sys.stderr)
             return 2
     if args.command == "bench":
         from .bench import run as run_bench
