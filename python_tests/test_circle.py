@@ -5,12 +5,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.autograd import forward_ad as fwAD
 
 import er_fast
 from er_fast.ops import reference
 from er_fast.ops import backend
 
-from conftest import devices, dtypes, requires_cuda
+from conftest import devices, dtypes
 
 HAS_KERNEL = backend.defined("circle_embed") and backend.compiled("circle_embed", torch.empty(0))
 needs_ext = pytest.mark.skipif(not HAS_KERNEL, reason="compiled extension not available")
@@ -341,14 +342,153 @@ def test_reference_fallback():
         torch.testing.assert_close(a, b)
 
 
-# ---------------------------------------------------------------- CUDA
-@requires_cuda
+# ---------------------------------------------------------------- forward-mode AD and second order
+def _args(device, which):
+    kw = dict(dtype=torch.float64, device=device)
+    if which == "circle":
+        return er_fast.circle_embed, reference.circle_embed, (torch.randn(4, 3, **kw) * 3, torch.randn(4, 1, **kw))
+    if which == "circle, no theta":
+        return er_fast.circle_embed, reference.circle_embed, (torch.randn(4, 3, **kw) * 3,)
+    return er_fast.so2_rotate, reference.so2_rotate, (torch.randn(4, 3, 2, **kw), torch.randn(3, **kw) * 2)
+
+
+CASES = ["circle", "circle, no theta", "so2"]
+
+
+@pytest.mark.parametrize("device", devices)
+@pytest.mark.parametrize("which", CASES)
+def test_forward_ad_matches_reference(device, which):
+    """torch.func.jvp and torch.autograd.forward_ad against the pure-PyTorch reference's own
+    forward AD (circle_embed: perp(out) (2 pi t_z + t_theta); so2_rotate: R(theta) t_p +
+    perp(out) t_theta), and against a central finite difference."""
+    f, fr, args = _args(device, which)
+    tans = tuple(torch.randn_like(a) for a in args)
+    out, t = torch.func.jvp(f, args, tans)
+    _, tr = torch.func.jvp(fr, args, tans)
+    torch.testing.assert_close(out, f(*args), rtol=0, atol=0)
+    # a few ulps of values of size 1-10 (|p| ~ 3, 2 pi |t_z| ~ 20)
+    torch.testing.assert_close(t, tr, rtol=0, atol=1e-13)
+    with fwAD.dual_level():
+        o = f(*(fwAD.make_dual(a, ta) for a, ta in zip(args, tans)))
+        torch.testing.assert_close(fwAD.unpack_dual(o).tangent, tr, rtol=0, atol=1e-13)
+    h = 1e-6  # truncation h^2 |f'''| ~ 1e-10 (|f'''| <= (2 pi)^3 |t|^3), rounding eps / h ~ 2e-10
+    fd = (f(*(a + h * ta for a, ta in zip(args, tans))) - f(*(a - h * ta for a, ta in zip(args, tans)))) / (2 * h)
+    torch.testing.assert_close(t, fd, rtol=0, atol=1e-7)
+    # one input only (the other without tangent)
+    _, t1 = torch.func.jvp(lambda a: f(a, *args[1:]), args[:1], tans[:1])
+    _, t1r = torch.func.jvp(lambda a: fr(a, *args[1:]), args[:1], tans[:1])
+    torch.testing.assert_close(t1, t1r, rtol=0, atol=1e-13)
+
+
+def _fw_over_rev(L, args, tans):
+    with fwAD.dual_level():
+        a = [fwAD.make_dual(x, t).requires_grad_() for x, t in zip(args, tans)]
+        return [fwAD.unpack_dual(g).tangent for g in torch.autograd.grad(L(*a), a)]
+
+
+def _double_backward(L, args, tans):
+    a = [x.detach().requires_grad_() for x in args]
+    g = torch.autograd.grad(L(*a), a, create_graph=True)
+    return torch.autograd.grad(sum((u * t).sum() for u, t in zip(g, tans)), a)
+
+
+SECOND_ORDER = {
+    "hessian": lambda L, args, tans: torch.func.hessian(L, argnums=tuple(range(len(args))))(*args),
+    "jacrev(jacrev)": lambda L, args, tans: torch.func.jacrev(torch.func.jacrev(L))(*args),
+    "jvp(jvp)": lambda L, args, tans: torch.func.jvp(lambda *b: torch.func.jvp(L, b, tans)[1], args, tans)[1],
+    "jvp(grad)": lambda L, args, tans: torch.func.jvp(torch.func.grad(L, argnums=tuple(range(len(args)))), args,
+                                                      tans)[1],
+    "fwAD over reverse": _fw_over_rev,
+    "double backward": _double_backward,
+}
+
+
+@pytest.mark.parametrize("device", devices)
+@pytest.mark.parametrize("which", CASES)
+@pytest.mark.parametrize("how", list(SECOND_ORDER))
+def test_second_derivatives_match_reference(device, which, how):
+    """Every formula (backward and jvp) runs through the saved output, so second derivatives are
+    right in every combination of modes, nested torch.func transforms included."""
+    f, fr, args = _args(device, which)
+    tans = tuple(torch.randn_like(a) for a in args)
+    got = SECOND_ORDER[how](lambda *a: f(*a).pow(3).sum(), args, tans)
+    want = SECOND_ORDER[how](lambda *a: fr(*a).pow(3).sum(), args, tans)
+    for u, v in zip(torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(want)):
+        torch.testing.assert_close(u, v, rtol=1e-12, atol=1e-11)
+
+
+@needs_ext
+def test_forward_ad_direct_op_and_compile():
+    z, th = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64)
+    tz, tth = torch.randn_like(z), torch.randn_like(th)
+    _, want = torch.func.jvp(reference.circle_embed, (z, th), (tz, tth))
+    with fwAD.dual_level():
+        o = torch.ops.er_fast.circle_embed(fwAD.make_dual(z, tz), fwAD.make_dual(th, tth))
+        torch.testing.assert_close(fwAD.unpack_dual(o).tangent, want, rtol=0, atol=1e-13)
+    torch._dynamo.reset()
+    cf = torch.compile(lambda a, b: er_fast.so2_rotate(er_fast.circle_embed(a, b), b), fullgraph=True,
+                       backend="aot_eager")
+    _, want = torch.func.jvp(lambda a, b: reference.so2_rotate(reference.circle_embed(a, b), b), (z, th), (tz, tth))
+    with fwAD.dual_level():
+        o = cf(fwAD.make_dual(z, tz), fwAD.make_dual(th, tth))
+        torch.testing.assert_close(fwAD.unpack_dual(o).tangent, want, rtol=0, atol=1e-13)
+
+
+# ---------------------------------------------------------------- fake kernels: same words as eager
+CPP_BAD = [
+    ("circle_embed", (torch.ones(3, dtype=torch.float16), None), "float32 or float64"),
+    ("circle_embed", (torch.tensor(0.5), None), "0-dim"),
+    ("circle_embed", (torch.randn(5, 3), torch.randn(5)), "theta must broadcast to"),
+    ("circle_embed", (torch.randn(5, 3), torch.randn(5, 1, dtype=torch.float64)), "dtype of z"),
+    ("so2_rotate", (torch.randn(5, 3), torch.randn(5)), r"\(\.\.\., 2\)"),
+    ("so2_rotate", (torch.randn(5, 2), torch.randn(5, dtype=torch.float64)), "dtype of p"),
+    ("so2_rotate", (torch.randn(5, 2), torch.randn(4)), "theta must broadcast to"),
+    ("circle_embed_backward", (torch.randn(4, 2), torch.randn(5, 2), True, True), "grad must have the shape"),
+    ("circle_embed_backward", (torch.randn(5, 2).double(), torch.randn(5, 2), True, True), "dtype of out"),
+    ("so2_rotate_backward", (torch.randn(5, 2), torch.randn(5, 2), torch.randn(4), True, True), "broadcast"),
+    ("so2_rotate_backward", (torch.randn(5, 2), torch.randn(5, 3), torch.randn(5), True, True), "shape"),
+]
+
+
+@needs_ext
+@pytest.mark.parametrize("name,args,what", CPP_BAD, ids=[f"{n}: {w}" for n, _, w in CPP_BAD])
+def test_fake_kernel_checks_match_eager(name, args, what):
+    """A bad direct call fails with the eager (C++) message also on meta tensors and under
+    torch.compile, where only the fake kernel sees the arguments."""
+    op = getattr(torch.ops.er_fast, name)
+    with pytest.raises(RuntimeError, match=what) as eager:
+        op(*args)
+    msg = str(eager.value).splitlines()[0]
+    meta = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
+    with pytest.raises(RuntimeError) as on_meta:
+        op(*meta)
+    assert str(on_meta.value).splitlines()[0] == msg
+    torch._dynamo.reset()
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    n = len(tensors)
+
+    def call(*t):
+        full = list(t) + list(args[n:])
+        if name == "circle_embed" and len(full) == 1:
+            full.append(None)
+        out = op(*full)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    if name == "circle_embed" and args[1] is None:
+        tensors = tensors[:1]
+    with pytest.raises(Exception) as compiled:
+        torch.compile(call, fullgraph=True, backend="eager")(*tensors)
+    assert msg in str(compiled.value)
+
+
+# ---------------------------------------------------------------- every device (CUDA when there is one)
+@pytest.mark.parametrize("device", devices)
 @pytest.mark.parametrize("dtype", dtypes)
-def test_cuda_matches_cpu(dtype):
-    z = torch.randn(1000, 3, dtype=dtype) * 10
-    th = torch.randn(1000, 1, dtype=dtype) * 10
+def test_device_matches_cpu(device, dtype):
+    z = torch.randn(1000, 3, dtype=dtype, device=device) * 10
+    th = torch.randn(1000, 1, dtype=dtype, device=device) * 10
     th[0, 0] = 1e7  # libm path
-    g = torch.randn(1000, 3, 2, dtype=dtype)
+    g = torch.randn(1000, 3, 2, dtype=dtype, device=device)
 
     def run(dev):
         zz, tt = z.to(dev).requires_grad_(), th.to(dev).requires_grad_()
@@ -357,5 +497,12 @@ def test_cuda_matches_cpu(dtype):
         grads = torch.autograd.grad((out2 * g.to(dev)).sum(), (zz, tt))
         return [t.cpu().double() for t in (out, out2, *grads)]
 
-    for a, b in zip(run("cuda"), run("cpu")):
+    # Error model, per device against the exact value: cos/sin of the reduced turn within 1 ulp
+    # (test_sincos_accuracy_ulp; the libm path for |theta| = 1e7 within 2 ulps on either device),
+    # a rotation adds 2 products and a sum (<= 2 ulps more, FMA-contracted or not), so |out|,
+    # |out2| = 1 carry <= ~5 eps; the gradients are sums over 3 terms of such values times |g| ~ 3
+    # and 2 pi: <= ~5 eps * 2 pi * 3 * |g| ~ 100 eps |b|. Two devices differ by at most twice one
+    # device's error: 64 eps * max(1, |b|) for the outputs (a 6x margin), and the gradients' rows
+    # are bounded by their largest entry.
+    for a, b in zip(run(device), run("cpu")):
         torch.testing.assert_close(a, b, atol=64 * EPS[dtype] * max(1.0, b.abs().max().item()), rtol=0)

@@ -4,13 +4,14 @@ import math
 
 import pytest
 import torch
+from torch.autograd import forward_ad as fwAD
 
 import er_fast
 from er_fast.ops import reference
 from er_fast.ops import backend
 from er_fast.ops.mmd import DEFAULT_SCALES
 
-from conftest import devices, dtypes, requires_cuda
+from conftest import devices, dtypes
 
 HAS_KERNEL = backend.defined("mmd_imq") and backend.compiled("mmd_imq", torch.empty(0))
 needs_ext = pytest.mark.skipif(not HAS_KERNEL, reason="compiled extension not available")
@@ -47,7 +48,7 @@ def _check_against_ref(x, y, up=None, **kw):
     out = er_fast.mmd_imq(x, y, **kw)
     batch = x.shape[:-2]
     assert out.shape == batch and out.dtype == x.dtype
-    up = torch.randn(batch, dtype=torch.float64) if up is None else up
+    up = torch.randn(batch, dtype=torch.float64, device=x.device) if up is None else up
     ref, rgx, rgy = _ref_with_grads(x, y, up, **kw)
     nscales = len(kw.get("scales", S7))
     assert (out.double() - ref).abs().max().item() <= _tol(x.dtype, nscales), (out, ref)
@@ -137,7 +138,7 @@ def test_half_inputs_computed_in_float32(device):
 def test_v_statistic_single_point_and_empty_batch(device):
     x = torch.randn(1, 3, device=device, dtype=torch.float64).requires_grad_()
     y = torch.randn(4, 3, device=device, dtype=torch.float64).requires_grad_()
-    _check_against_ref(x, y, unbiased=False, up=torch.tensor(1.0, dtype=torch.float64))
+    _check_against_ref(x, y, unbiased=False, up=torch.tensor(1.0, dtype=torch.float64, device=device))
     e = er_fast.mmd_imq(torch.randn(0, 5, 2, device=device), torch.randn(0, 6, 2, device=device))
     assert e.shape == (0,)
 
@@ -169,13 +170,17 @@ def test_only_requested_gradients_are_computed():
     assert len(vals) == 1
 
 
-def test_double_backward_is_refused():
+def test_second_derivatives_are_refused():
+    """create_graph=True gives the first derivative (torch.func.grad relies on it); a second
+    derivative, which would treat the op's saved gradients as constants, raises."""
     if not HAS_KERNEL:
-        pytest.skip("reference path supports double backward")
+        pytest.skip("the reference path differentiates twice correctly")
     x = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
     y = torch.randn(5, 2, dtype=torch.float64)
-    with pytest.raises(RuntimeError, match="double backward"):
-        torch.autograd.grad(er_fast.mmd_imq(x, y), x, create_graph=True)
+    (g,) = torch.autograd.grad(er_fast.mmd_imq(x, y), x, create_graph=True)
+    torch.testing.assert_close(g, torch.autograd.grad(er_fast.mmd_imq(x, y), x)[0], rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        torch.autograd.grad(g.square().sum(), x)
 
 
 # ---------------------------------------------------------------- op registration, compile, fallback
@@ -308,26 +313,210 @@ def test_bad_input_cpp(args, match):
         torch.ops.er_fast.mmd_imq(*args)
 
 
-# ---------------------------------------------------------------- CUDA
-@requires_cuda
+# ---------------------------------------------------------------- fake kernels: same words as eager
+CPP_BAD = [
+    ((torch.randn(5, 3), torch.randn(5, 2), 1.0, S7, True, False, False), "same d"),
+    ((torch.randn(2, 5, 3), torch.randn(3, 5, 3), 1.0, S7, True, False, False), "batch shape"),
+    ((torch.randn(1, 3), torch.randn(5, 3), 1.0, S7, True, False, False), "at least 2 points"),
+    ((torch.randn(5, 3), torch.randn(5, 3), 0.0, S7, True, False, False), "c must be positive"),
+    ((torch.randn(5, 3), torch.randn(5, 3), 1e38, [10.0], True, False, False), "positive normal"),
+    ((torch.randn(5, 3), torch.randn(5, 3), 1.0, [0.0], True, False, False), "every scale"),
+    ((torch.randn(5, 3).half(), torch.randn(5, 3).half(), 1.0, S7, True, False, False), "float32 or float64"),
+    ((torch.randn(5, 3), torch.randn(5, 3, dtype=torch.float64), 1.0, S7, True, False, False), "dtype of x"),
+    ((torch.randn(5), torch.randn(5), 1.0, S7, True, False, False), r"\(\.\.\., n, d\)"),
+]
+
+
+@needs_ext
+@pytest.mark.parametrize("args,what", CPP_BAD, ids=[w for _, w in CPP_BAD])
+def test_fake_kernel_checks_match_eager(args, what):
+    """A bad direct call fails with the eager (C++) message also on meta tensors and under
+    torch.compile, where only the fake kernel sees the arguments."""
+    with pytest.raises(RuntimeError, match=what) as eager:
+        torch.ops.er_fast.mmd_imq(*args)
+    msg = str(eager.value).splitlines()[0]
+    meta = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
+    with pytest.raises(RuntimeError) as on_meta:
+        torch.ops.er_fast.mmd_imq(*meta)
+    assert str(on_meta.value).splitlines()[0] == msg
+    torch._dynamo.reset()
+    f = torch.compile(lambda x, y: torch.ops.er_fast.mmd_imq(x, y, *args[2:])[0], fullgraph=True, backend="eager")
+    with pytest.raises(Exception) as compiled:
+        f(args[0], args[1])
+    assert msg in str(compiled.value)
+
+
+@needs_ext
+def test_fake_kernel_checks_devices():
+    x = torch.randn(5, 3, device="meta")
+    with pytest.raises(RuntimeError, match=r"y must be on the device of x \(meta\), got cpu"):
+        torch.ops.er_fast.mmd_imq(x, torch.randn(5, 3), 1.0, S7, True, False, False)
+
+
+# ---------------------------------------------------------------- c and scales: plain numbers only
+@pytest.mark.parametrize("kw,match", [
+    ({"c": torch.tensor(2.0)}, "c must be a real number"),
+    ({"c": torch.tensor(2.0, requires_grad=True)}, "c must be a real number"),
+    ({"c": "2.0"}, "c must be a real number"),
+    ({"scales": "0.5"}, "scales must be a sequence of real numbers"),
+    ({"scales": torch.tensor([0.5, 1.0])}, "scales must be a sequence of real numbers"),
+    ({"scales": ["0.5", 1.0]}, "every scale must be a real number"),
+    ({"scales": [torch.tensor(0.5)]}, "every scale must be a real number"),
+])
+def test_tensor_or_string_c_and_scales_refused(kw, match):
+    """A tensor c or scale would silently get no gradient (the kernels take plain doubles)."""
+    x, y = torch.randn(5, 3), torch.randn(4, 3)
+    with pytest.raises(TypeError, match=match):
+        er_fast.mmd_imq(x, y, **kw)
+
+
+# ---------------------------------------------------------------- forward-mode AD
+def _reverse_jvp(x, y, tx, ty, **kw):
+    """<dMMD/dx, tx> + <dMMD/dy, ty> by reverse mode: what every forward-mode path must give."""
+    xr, yr = x.detach().requires_grad_(), y.detach().requires_grad_()
+    gx, gy = torch.autograd.grad(er_fast.mmd_imq(xr, yr, **kw).sum(), (xr, yr))
+    return (gx * tx).sum((-2, -1)) + (gy * ty).sum((-2, -1))
+
+
+# Forward and reverse mode contract the same per-point gradients in another order: a few ulps
+# of the largest term, far below this.
+FWD_TOL = dict(rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("device", devices)
+@pytest.mark.parametrize("use_reference", [False, True])
+def test_forward_ad_matches_reverse_mode(device, use_reference):
+    kw = dict(dtype=torch.float64, device=device)
+    x, y = torch.randn(3, 9, 2, **kw), torch.randn(3, 7, 2, **kw)
+    tx, ty = torch.randn_like(x), torch.randn_like(y)
+    with er_fast.use_reference(use_reference):
+        want = _reverse_jvp(x, y, tx, ty, c=1.5)
+
+        def f(a, b):
+            return er_fast.mmd_imq(a, b, c=1.5)
+
+        out, t = torch.func.jvp(f, (x, y), (tx, ty))
+        torch.testing.assert_close(out, f(x, y), rtol=0, atol=0)
+        torch.testing.assert_close(t, want, **FWD_TOL)
+        with fwAD.dual_level():
+            o = f(fwAD.make_dual(x, tx), fwAD.make_dual(y, ty))
+            torch.testing.assert_close(fwAD.unpack_dual(o).tangent, want, **FWD_TOL)
+        # one side only (the other input without a tangent)
+        _, t = torch.func.jvp(lambda a: f(a, y), (x,), (tx,))
+        torch.testing.assert_close(t, _reverse_jvp(x, y, tx, torch.zeros_like(y), c=1.5), **FWD_TOL)
+        with fwAD.dual_level():
+            o = f(x, fwAD.make_dual(y, ty))
+            torch.testing.assert_close(fwAD.unpack_dual(o).tangent,
+                                       _reverse_jvp(x, y, torch.zeros_like(x), ty, c=1.5), **FWD_TOL)
+        # Jacobians both ways, and torch.func.grad
+        torch.testing.assert_close(torch.func.jacfwd(lambda a: f(a, y))(x), torch.func.jacrev(lambda a: f(a, y))(x),
+                                   **FWD_TOL)
+        xr = x.detach().requires_grad_()
+        (g,) = torch.autograd.grad(f(xr, y).sum(), xr)
+        torch.testing.assert_close(torch.func.grad(lambda a: f(a, y).sum())(x), g, **FWD_TOL)
+
+
+@pytest.mark.parametrize("device", devices)
+def test_forward_ad_finite_difference(device):
+    kw = dict(dtype=torch.float64, device=device)
+    x, y = torch.randn(2, 8, 3, **kw), torch.randn(2, 6, 3, **kw)
+    tx, ty = torch.randn_like(x), torch.randn_like(y)
+    _, t = torch.func.jvp(er_fast.mmd_imq, (x, y), (tx, ty))
+    h = 1e-5  # central difference: truncation ~h^2 |f'''| ~ 1e-10, rounding ~eps |f| / h ~ 1e-11
+    fd = (er_fast.mmd_imq(x + h * tx, y + h * ty) - er_fast.mmd_imq(x - h * tx, y - h * ty)) / (2 * h)
+    torch.testing.assert_close(t, fd, rtol=1e-6, atol=1e-9)
+
+
+@needs_ext
+def test_forward_ad_direct_op_and_compile():
+    """Forward AD also through a direct op call that did not ask for the gradients (they are
+    computed once more), and through a torch.compile'd function (traced without tangents)."""
+    x, y = torch.randn(2, 6, 3, dtype=torch.float64), torch.randn(2, 5, 3, dtype=torch.float64)
+    tx, ty = torch.randn_like(x), torch.randn_like(y)
+    want = _reverse_jvp(x, y, tx, ty, c=6.0)
+    with fwAD.dual_level():
+        o = torch.ops.er_fast.mmd_imq(fwAD.make_dual(x, tx), fwAD.make_dual(y, ty), 6.0, S7, True, False, False)[0]
+        torch.testing.assert_close(fwAD.unpack_dual(o).tangent, want, **FWD_TOL)
+    torch._dynamo.reset()
+    cf = torch.compile(lambda a, b: er_fast.mmd_imq(a, b, c=6.0), fullgraph=True, backend="aot_eager")
+    with fwAD.dual_level():
+        o = cf(fwAD.make_dual(x, tx), fwAD.make_dual(y, ty))
+        torch.testing.assert_close(fwAD.unpack_dual(o).tangent, want, **FWD_TOL)
+
+
+def _fw_over_rev(f, x, t):
+    with fwAD.dual_level():
+        xx = fwAD.make_dual(x, t).requires_grad_()
+        (g,) = torch.autograd.grad(f(xx).sum(), xx)
+        return fwAD.unpack_dual(g).tangent
+
+
+def _rev_over_fw(f, x, t):
+    with fwAD.dual_level():
+        xx = x.detach().requires_grad_()
+        o = f(fwAD.make_dual(xx, t))
+        return torch.autograd.grad(fwAD.unpack_dual(o).tangent.sum(), xx)
+
+
+def _double_backward(f, x, t):
+    xx = x.detach().requires_grad_()
+    (g,) = torch.autograd.grad(f(xx).sum(), xx, create_graph=True)
+    return torch.autograd.grad((g * t).sum(), xx)
+
+
+SECOND_ORDER = {
+    "jvp(grad)": lambda f, x, t: torch.func.jvp(torch.func.grad(lambda a: f(a).sum()), (x,), (t,)),
+    "jacfwd(jacrev)": lambda f, x, t: torch.func.jacfwd(torch.func.jacrev(lambda a: f(a).sum()))(x),
+    "jacrev(jvp)": lambda f, x, t: torch.func.jacrev(lambda a: torch.func.jvp(f, (a,), (t,))[1].sum())(x),
+    "jvp(jvp)": lambda f, x, t: torch.func.jvp(lambda a: torch.func.jvp(f, (a,), (t,))[1], (x,), (t,)),
+    "grad(grad)": lambda f, x, t: torch.func.grad(lambda a: torch.func.grad(lambda b: f(b).sum())(a).sum())(x),
+    "fwAD over reverse": _fw_over_rev,
+    "reverse over fwAD": _rev_over_fw,
+    "double backward": _double_backward,
+}
+
+
+@needs_ext
+@pytest.mark.parametrize("how", list(SECOND_ORDER))
+def test_second_order_is_refused_in_every_mode(how):
+    """The op has no second derivatives: every way of asking for one raises (none returns a number
+    that treats the saved gradients as constants)."""
+    x, y = torch.randn(6, 2, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        SECOND_ORDER[how](lambda a: er_fast.mmd_imq(a, y), x, torch.randn_like(x))
+
+
+# ---------------------------------------------------------------- every device (CUDA when there is one)
+LARGE = {"cpu": [((2,), 300, 200, 8), ((), 150, 150, 40)],
+         "cuda": [((4,), 1000, 700, 8), ((), 300, 300, 40)]}
+
+
 @pytest.mark.parametrize("dtype", dtypes)
-@pytest.mark.parametrize("shape", SHAPES + [((4,), 1000, 700, 8), ((), 300, 300, 40)], ids=str)
-def test_cuda_vs_reference(dtype, shape):
+@pytest.mark.parametrize("device,shape", [(d, s) for d in devices for s in LARGE[d]], ids=str)
+def test_device_vs_reference_large(device, dtype, shape):
+    """Larger samples on each device, and far pairs (the direct form), against the float64
+    reference; every tensor, the upstream gradient included, lives on the device."""
     batch, n, m, d = shape
-    x = torch.randn(*batch, n, d, dtype=dtype, device="cuda").requires_grad_()
-    y = torch.rand(*batch, m, d, dtype=dtype, device="cuda").requires_grad_()
-    _check_against_ref(x, y, up=torch.randn(batch, dtype=torch.float64, device="cuda"))
+    x = torch.randn(*batch, n, d, dtype=dtype, device=device).requires_grad_()
+    y = torch.rand(*batch, m, d, dtype=dtype, device=device).requires_grad_()
+    _check_against_ref(x, y, up=torch.randn(batch, dtype=torch.float64, device=device))
     x2 = (x.detach() * 1e4).requires_grad_()  # the direct form for far pairs
-    _check_against_ref(x2, y, c=1.0, up=torch.randn(batch, dtype=torch.float64, device="cuda"))
+    _check_against_ref(x2, y, c=1.0, up=torch.randn(batch, dtype=torch.float64, device=device))
 
 
-@requires_cuda
-def test_cuda_deterministic_and_matches_cpu():
-    x = torch.randn(3, 2000, 4, device="cuda")
-    y = torch.randn(3, 1500, 4, device="cuda")
+@needs_ext
+@pytest.mark.parametrize("device", devices)
+def test_device_deterministic_and_matches_cpu_float64(device):
+    x = torch.randn(3, 2000, 4, device=device)
+    y = torch.randn(3, 1500, 4, device=device)
     a = torch.ops.er_fast.mmd_imq(x, y, 8.0, S7, True, True, True)
     b = torch.ops.er_fast.mmd_imq(x, y, 8.0, S7, True, True, True)
     for u, v in zip(a, b):
         assert torch.equal(u, v)
     c = torch.ops.er_fast.mmd_imq(x.cpu().double(), y.cpu().double(), 8.0, S7, True, True, True)
+    # float32 on the device against float64 on the CPU. Error model: each pair's kernel sum
+    # (7 scales, values in (0, 7]) is formed from d = 4 differences and FMAs in float32, relative
+    # error a few u = 6e-8 per value, so <= ~4 * 7 * u = 1.7e-6 absolute; the kernels accumulate
+    # the ~5e6 pairs of a term in higher precision, so each of the three means keeps that absolute
+    # error and MMD^2 = Sxx + Syy - 2 Sxy at most 4x it, ~7e-6, with or without FMA contraction.
     assert (a[0].cpu().double() - c[0]).abs().max() < 1e-5

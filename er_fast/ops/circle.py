@@ -2,8 +2,8 @@
 
 The compiled ops accept a theta that broadcasts to the target shape; their backward ops return the
 gradient wrt theta at the broadcast shape, and the autograd formula sums it back to theta's shape.
-Both backward passes use the saved forward output (d out / d angle = (-out_y, out_x)), so
-circle_embed's backward needs no sin/cos at all.
+Both backward passes and both forward-mode (jvp) formulas use the saved forward output
+(d out / d angle = (-out_y, out_x)), so circle_embed's derivatives need no sin/cos at all.
 """
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import math
 from typing import Optional
 
 import torch
+from torch.autograd import forward_ad
 
 from ..util.validation import fail, tensor
 from . import backend, reference
+from .autograd_impl import has_tangent, redispatch, register
+from .fake_checks import check, check_float, check_same_device, check_same_dtype, expandable, sizes
 
 _LOW = (torch.float16, torch.bfloat16)
 
@@ -84,59 +87,150 @@ def _perp_dot(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return grad[..., 1] * out[..., 0] - grad[..., 0] * out[..., 1]
 
 
+def _perp_scale(out: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """(-out_y, out_x) * s: the tangent of a point on the circle turned by the angle tangent s."""
+    return torch.stack((-out[..., 1], out[..., 0]), -1) * s[..., None]
+
+
+def _differentiable_backward(*tensors) -> bool:
+    """create_graph=True, or forward-mode AD over this backward: use the formulas in torch ops
+    (differentiable, through the saved output) instead of the backward kernels."""
+    return torch.is_grad_enabled() or has_tangent(*tensors)
+
+
+def _fake_check_theta(op, theta, like, like_name, target, target_name) -> None:
+    """csrc/common/circle_checks.h check_theta."""
+    check_float(theta, op, "theta")
+    check_same_dtype(like, theta, op, like_name, "theta")
+    check_same_device(like, theta, op, like_name, "theta")
+    check(expandable(theta.shape, target), op,
+          lambda: f"theta must broadcast to {target_name} {sizes(target)}, got shape {sizes(theta.shape)}")
+
+
+def _fake_check_so2(p, theta) -> None:
+    """prep_so2 (so2_rotate_backward runs it on out, under so2_rotate's name, as the C++ does)."""
+    check_float(p, "so2_rotate", "p")
+    check(p.dim() >= 1 and p.shape[-1] == 2, "so2_rotate", lambda: f"p must have shape (..., 2), got {sizes(p.shape)}")
+    _fake_check_theta("so2_rotate", theta, p, "p", p.shape[:-1], "p.shape[:-1]")
+
+
+def _fake_check_grad_out(grad, out, op) -> None:
+    """check_grad_out."""
+    check_float(out, op, "out")
+    check_same_dtype(out, grad, op, "out", "grad")
+    check_same_device(out, grad, op, "out", "grad")
+    check(out.dim() >= 1 and out.shape[-1] == 2, op, lambda: f"out must have shape (..., 2), got {sizes(out.shape)}")
+    check(grad.shape == out.shape, op,
+          lambda: f"grad must have the shape of out {sizes(out.shape)}, got {sizes(grad.shape)}")
+
+
 if backend.defined("circle_embed"):
+    _CIRCLE = torch.ops.er_fast.circle_embed.default
 
     @torch.library.register_fake("er_fast::circle_embed")
     def _(z, theta):
+        check_float(z, "circle_embed", "z")
+        check(z.dim() >= 1, "circle_embed", lambda: "z must have shape (..., k), got a 0-dim tensor")
+        if theta is not None:
+            _fake_check_theta("circle_embed", theta, z, "z", z.shape, "z's shape")
         return z.new_empty((*z.shape, 2))
 
     @torch.library.register_fake("er_fast::circle_embed_backward")
     def _(grad, out, grad_z, grad_theta):
+        _fake_check_grad_out(grad, out, "circle_embed_backward")
         batch = out.shape[:-1]
         return (out.new_empty(batch) if grad_z else out.new_empty(0),
                 out.new_empty(batch) if grad_theta else out.new_empty(0))
 
-    def _circle_setup(ctx, inputs, output):
-        theta = inputs[1]
-        ctx.theta_shape = None if theta is None else theta.shape
-        ctx.save_for_backward(output)
+    class _CircleEmbed(torch.autograd.Function):
+        """Both derivatives from the saved output: d out / d angle = (-out_y, out_x), angle = 2 pi z + theta.
+        Every formula runs through `out`, so second derivatives come out right as well."""
 
-    def _circle_backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        need_z = ctx.needs_input_grad[0]
-        need_t = ctx.theta_shape is not None and ctx.needs_input_grad[1]
-        if torch.is_grad_enabled():
-            # create_graph=True: a differentiable formula (gradients flow on through `out`).
-            a = _perp_dot(grad, out)
-            dz, dt = 2 * math.pi * a, a
-        else:
-            dz, dt = torch.ops.er_fast.circle_embed_backward(grad, out, need_z, need_t)
-        return (dz if need_z else None), (dt.sum_to_size(ctx.theta_shape) if need_t else None)
+        @staticmethod
+        def forward(z, theta, keyset):
+            return redispatch(_CIRCLE, keyset, (z, theta))
 
-    torch.library.register_autograd("er_fast::circle_embed", _circle_backward, setup_context=_circle_setup)
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            theta = inputs[1]
+            ctx.theta_shape = None if theta is None else theta.shape
+            ctx.save_for_backward(output)
+            ctx.save_for_forward(output)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (out,) = ctx.saved_tensors
+            need_z = ctx.needs_input_grad[0]
+            need_t = ctx.theta_shape is not None and ctx.needs_input_grad[1]
+            if _differentiable_backward(grad, out):
+                a = _perp_dot(grad, out)
+                dz, dt = 2 * math.pi * a, a
+            else:
+                dz, dt = torch.ops.er_fast.circle_embed_backward(grad, out, need_z, need_t)
+            return (dz if need_z else None), (dt.sum_to_size(ctx.theta_shape) if need_t else None), None
+
+        @staticmethod
+        def jvp(ctx, tz, ttheta, _):
+            (out,) = ctx.saved_tensors
+            # Forward grad back on (the C++ Function.apply runs jvp without it): under nested
+            # torch.func.jvp the lower levels must see the tangents of `out` (jvp(jvp) is then exact).
+            with forward_ad._set_fwd_grad_enabled(True):
+                s = 2 * math.pi * tz if tz is not None else None
+                if ttheta is not None:
+                    s = ttheta if s is None else s + ttheta
+                return _perp_scale(out, s.expand(out.shape[:-1]))
+
+    register("circle_embed", _CircleEmbed)
 
 if backend.defined("so2_rotate"):
+    _SO2 = torch.ops.er_fast.so2_rotate.default
 
     @torch.library.register_fake("er_fast::so2_rotate")
     def _(p, theta):
+        _fake_check_so2(p, theta)
         return p.new_empty(p.shape)
 
     @torch.library.register_fake("er_fast::so2_rotate_backward")
     def _(grad, out, theta, grad_p, grad_theta):
+        _fake_check_grad_out(grad, out, "so2_rotate_backward")
+        _fake_check_so2(out, theta)
         return (out.new_empty(out.shape) if grad_p else out.new_empty(0),
                 out.new_empty(out.shape[:-1]) if grad_theta else out.new_empty(0))
 
-    def _so2_setup(ctx, inputs, output):
-        ctx.save_for_backward(output, inputs[1])
+    class _So2Rotate(torch.autograd.Function):
+        """d out / d p = R(theta), d out / d theta = (-out_y, out_x)."""
 
-    def _so2_backward(ctx, grad):
-        out, theta = ctx.saved_tensors
-        need_p, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if torch.is_grad_enabled():  # create_graph=True: differentiable formula
-            dp = reference.so2_rotate(grad, -theta) if need_p else None  # R(theta)^T grad
-            dt = _perp_dot(grad, out) if need_t else None
-        else:
-            dp, dt = torch.ops.er_fast.so2_rotate_backward(grad, out, theta, need_p, need_t)
-        return (dp if need_p else None), (dt.sum_to_size(theta.shape) if need_t else None)
+        @staticmethod
+        def forward(p, theta, keyset):
+            return redispatch(_SO2, keyset, (p, theta))
 
-    torch.library.register_autograd("er_fast::so2_rotate", _so2_backward, setup_context=_so2_setup)
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(output, inputs[1])
+            ctx.save_for_forward(output, inputs[1])
+            ctx.keyset = inputs[2]
+
+        @staticmethod
+        def backward(ctx, grad):
+            out, theta = ctx.saved_tensors
+            need_p, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+            if _differentiable_backward(grad, out, theta):
+                dp = torch.ops.er_fast.so2_rotate(grad, -theta) if need_p else None  # R(theta)^T grad
+                dt = _perp_dot(grad, out) if need_t else None
+            else:
+                dp, dt = torch.ops.er_fast.so2_rotate_backward(grad, out, theta, need_p, need_t)
+            return (dp if need_p else None), (dt.sum_to_size(theta.shape) if need_t else None), None
+
+        @staticmethod
+        def jvp(ctx, tp, ttheta, _):
+            out, theta = ctx.saved_tensors
+            with forward_ad._set_fwd_grad_enabled(True):  # see _CircleEmbed.jvp
+                # R(theta) tp by the kernel below this level's autograd (theta's own tangent here
+                # belongs to the other term; lower torch.func levels still see theirs).
+                t = redispatch(_SO2, ctx.keyset, (tp, theta)) if tp is not None else None
+                if ttheta is not None:
+                    turn = _perp_scale(out, ttheta.expand(out.shape[:-1]))
+                    t = turn if t is None else t + turn
+                return t
+
+    register("so2_rotate", _So2Rotate)
