@@ -187,15 +187,88 @@ def test_reference_autograd_path():
     torch.testing.assert_close(b.grad, db.sum(0), rtol=1e-12, atol=0)
 
 
-def test_double_backward_is_refused():
+def _beta_fn(use_ref, key_seed=2):
+    """x(alpha, beta) with a fixed random stream, on the compiled op or the reference."""
+    def f(a, b):
+        with er_fast.use_reference() if use_ref else _nullcontext():
+            return er_fast.beta_rsample(a, b, generator=torch.Generator().manual_seed(key_seed))
+    return f
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("use_ref", [False, True])
+@pytest.mark.parametrize("dtype", dtypes)
+def test_forward_ad_matches_reverse_mode(use_ref, dtype):
+    """jvp(x; t_alpha, t_beta) == dx/dalpha t_alpha + dx/dbeta t_beta with the implicit gradients
+    (beta_rsample_grad at the same samples), by torch.func.jvp and by forward_ad; and the
+    tangent is not zero (the silent failure this guards against)."""
+    if not COMPILED and not use_ref:
+        pytest.skip("extension not built")
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(7, generator=g, dtype=torch.float64) * 5 + 0.05).to(dtype)
+    b = (torch.rand(7, generator=g, dtype=torch.float64) * 5 + 0.05).to(dtype)
+    ta, tb = torch.randn(7, generator=g, dtype=dtype), torch.randn(7, generator=g, dtype=dtype)
+    f = _beta_fn(use_ref)
+    x, t = torch.func.jvp(f, (a, b), (ta, tb))
+    da, db = er_fast.beta_rsample_grad(x, a, b)
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(t, da * ta + db * tb, rtol=rtol, atol=0)
+    assert (t != 0).all()
+    torch.testing.assert_close(x, f(a, b), rtol=0, atol=0)  # same stream: the same samples
+    from torch.autograd import forward_ad as fwAD
+    with fwAD.dual_level():
+        xd = f(fwAD.make_dual(a, ta), b)
+        t2 = fwAD.unpack_dual(xd).tangent
+    torch.testing.assert_close(t2, da * ta, rtol=rtol, atol=0)
+    # And against reverse mode: <t, v> == <ta, grad_a(<x, v>)> + <tb, grad_b(<x, v>)>.
+    a_, b_ = a.clone().requires_grad_(), b.clone().requires_grad_()
+    v = torch.randn(7, generator=g, dtype=dtype)
+    ga, gb = torch.autograd.grad((f(a_, b_) * v).sum(), (a_, b_))
+    torch.testing.assert_close((t * v).sum(), (ga * ta).sum() + (gb * tb).sum(), rtol=rtol * 10, atol=0)
+
+
+@pytest.mark.skipif(not COMPILED, reason="extension not built")
+def test_forward_ad_finite_difference_of_the_quantile():
+    """The tangent is the derivative of x at a fixed CDF level u: compare with a central difference of
+    scipy's inverse CDF (an independent code path)."""
+    import scipy.special as sp
+    a = torch.tensor([0.7, 3.0, 40.0], dtype=torch.float64)
+    b = torch.tensor([2.0, 0.4, 15.0], dtype=torch.float64)
+    x, t = torch.func.jvp(_beta_fn(False), (a, b), (torch.ones(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)))
+    for i in range(3):
+        u = sp.betainc(float(a[i]), float(b[i]), float(x[i]))
+        h = 1e-6 * float(a[i])
+        fd = (sp.betaincinv(float(a[i]) + h, float(b[i]), u) - sp.betaincinv(float(a[i]) - h, float(b[i]), u)) / (2 * h)
+        assert abs(float(t[i]) - fd) <= 1e-6 * abs(fd), (i, float(t[i]), fd)
+
+
+def test_second_derivatives_are_refused():
+    """First derivatives work (also with create_graph=True); differentiating them again, in either
+    mode, raises instead of silently giving 0."""
+    if not COMPILED:
+        pytest.skip("extension not built")
     a = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)
-    x = er_fast.beta_rsample(a, torch.tensor([2.0], dtype=torch.float64))
+    b = torch.tensor([2.0], dtype=torch.float64)
+    x = er_fast.beta_rsample(a, b)
     (g,) = torch.autograd.grad(x.sum(), a, create_graph=False)
     assert torch.isfinite(g).all()
-    if COMPILED:
-        x = er_fast.beta_rsample(a, torch.tensor([2.0], dtype=torch.float64))
-        with pytest.raises(RuntimeError, match="double backward"):
-            torch.autograd.grad(x.sum(), a, create_graph=True)
+    x = er_fast.beta_rsample(a, b)
+    (g,) = torch.autograd.grad(x.sum(), a, create_graph=True)
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        torch.autograd.grad(g.sum(), a)
+    f = _beta_fn(False)
+    one = torch.ones(1, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        torch.func.jvp(lambda a_: torch.func.jvp(lambda z: f(z, b), (a_,), (one,))[1], (a.detach(),), (one,))
+    with pytest.raises(RuntimeError, match="second derivatives"):
+        torch.func.grad(lambda a_: torch.func.grad(lambda z: f(z, b).sum())(a_).sum())(a.detach())
 
 
 # ---------------------------------------------------------------- compiled vs reference
@@ -286,11 +359,28 @@ def test_shapes_views_and_empty():
 # ---------------------------------------------------------------- bad input
 def test_bad_inputs():
     one = torch.ones(3)
-    for bad in (0.0, -1.0, math.nan, math.inf):
-        with pytest.raises(ValueError, match="positive and finite"):
-            er_fast.beta_rsample(torch.tensor([1.0, bad, 2.0]), one)
-        with pytest.raises(ValueError, match="positive and finite"):
-            er_fast.beta_rsample(one, torch.tensor([1.0, bad, 2.0]))
+    # Outside the supported range [1e-3, 1e5]: non-positive, NaN, infinite, subnormal (float64
+    # 1e-309 once gave NaN samples), just below / above the ends.
+    for dt in (torch.float32, torch.float64):
+        for bad in (0.0, -1.0, math.nan, math.inf, 1e-309, 1e-20, 9.99e-4, 1.0001e5, 1e34):
+            t = torch.tensor([1.0, bad, 2.0], dtype=torch.float64).to(dt)
+            if dt == torch.float32 and 1e-3 <= float(t[1]) <= 1e5:
+                continue
+            for args in ((t, one.to(dt)), (one.to(dt), t)):
+                with pytest.raises(ValueError, match=r"supported range \[0.001, 100000\]"):
+                    er_fast.beta_rsample(*args)
+                with pytest.raises(ValueError, match=r"supported range"):
+                    er_fast.beta_rsample_grad(torch.full((3,), 0.5, dtype=dt), *args)
+                # without validation (and on direct op calls) they give NaN, never a wrong number
+                assert torch.isnan(er_fast.beta_rsample(*args, validate_args=False)[1])
+                with er_fast.use_reference():
+                    assert torch.isnan(er_fast.beta_rsample(*args, validate_args=False)[1])
+    # the ends themselves are supported
+    ends = torch.tensor([1e-3, 1e5, 1e-3, 1e5], dtype=torch.float64)
+    a = ends.clone().requires_grad_()
+    x = er_fast.beta_rsample(a, ends.flip(0))
+    x.sum().backward()
+    assert ((x >= 0) & (x <= 1)).all() and torch.isfinite(a.grad).all()
     with pytest.raises(ValueError, match="broadcast"):
         er_fast.beta_rsample(torch.ones(3), torch.ones(4))
     with pytest.raises(TypeError, match="float32 or float64"):
@@ -314,7 +404,7 @@ def test_bad_inputs():
         er_fast.beta_rsample_grad(torch.full((2,), 0.5), one, one)
     with pytest.raises(TypeError, match="float32 or float64"):
         er_fast.beta_rsample_grad(torch.ones(3, dtype=torch.int32), one, one)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="supported range"):
         er_fast.beta_rsample_grad(torch.full((3,), 0.5), -one, one)
 
 
@@ -397,6 +487,46 @@ def test_distribution_beta():
     assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
     assert not d.sample((2,)).requires_grad
     assert d.expand((4, 3)).rsample().shape == (4, 3)
+
+
+def test_distribution_beta_infinite_concentrations():
+    """Beta(inf, b) is the point mass at 1 and Beta(a, inf) the one at 0; Beta(inf, inf) is refused
+    (NaN without validation). Finite elements are untouched, and the limits get zero gradient."""
+    inf = math.inf
+    a = torch.tensor([inf, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([1.0, inf, 4.0], dtype=torch.float64, requires_grad=True)
+    x = er_fast.distributions.Beta(a, b).rsample((5,), generator=torch.Generator().manual_seed(0))
+    assert (x[:, 0] == 1).all() and (x[:, 1] == 0).all() and ((x[:, 2] > 0) & (x[:, 2] < 1)).all()
+    x.sum().backward()
+    assert a.grad[0] == 0 and b.grad[1] == 0 and torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+    assert a.grad[2] != 0
+    both = torch.tensor([inf]), torch.tensor([inf])
+    with pytest.raises(ValueError, match="both be infinite"):
+        er_fast.distributions.Beta(*both, validate_args=True).rsample()
+    assert torch.isnan(er_fast.distributions.Beta(*both, validate_args=False).rsample()).all()
+
+
+def test_fake_kernel_checks_match_eager():
+    """A bad direct call fails under torch.compile (fake tensors) with the words eager gives."""
+    if not COMPILED:
+        pytest.skip("extension not built")
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    cases = [
+        (torch.ones(3), torch.ones(4), torch.zeros(2, dtype=torch.int64)),
+        (torch.ones(3), torch.ones(3), torch.zeros(3, dtype=torch.int64)),
+        (torch.ones(3), torch.ones(3), torch.zeros(2, dtype=torch.int32)),
+        (torch.ones(3, dtype=torch.int32), torch.ones(3, dtype=torch.int32), torch.zeros(2, dtype=torch.int64)),
+        (torch.ones(3), torch.ones(3, dtype=torch.float64), torch.zeros(2, dtype=torch.int64)),
+        (torch.ones(3), torch.ones(3), torch.zeros(2, 2, dtype=torch.int64)),
+    ]
+    for a, b, k in cases:
+        with pytest.raises(RuntimeError) as eager:
+            torch.ops.er_fast.beta_rsample(a, b, k, False)
+        with FakeTensorMode() as mode:
+            fa, fb, fk = (mode.from_tensor(t) for t in (a, b, k))
+            with pytest.raises(RuntimeError) as fake:
+                torch.ops.er_fast.beta_rsample(fa, fb, fk, False)
+        assert str(eager.value).split("\n")[0] in str(fake.value), (str(eager.value), str(fake.value))
 
 
 # ---------------------------------------------------------------- CUDA

@@ -11,11 +11,19 @@
 namespace er_fast {
 namespace beta {
 
-// alpha, beta positive and finite (NaN fails both comparisons). Invalid parameters give NaN.
+// The supported concentrations: [kMinConcentration, kMaxConcentration] for both. Inside it the
+// implicit gradient is verified against mpmath (docs/ops.md "Supported range"); outside it the
+// continued fraction and the digamma differences lose accuracy or overflow (e.g. alpha = beta =
+// 1e-20, or alpha >= 1e34 with beta = 1), so parameters there are invalid: NaN samples and
+// gradients, and a ValueError from the Python entry points. Python mirror: er_fast/ops/beta.py
+// SUPPORTED_RANGE. NaN fails both comparisons.
+constexpr double kMinConcentration = 1e-3;
+constexpr double kMaxConcentration = 1e5;
+
 // Bitwise & and | instead of && and || throughout: short-circuits are control flow, which stops
 // GCC from vectorizing the lane loops.
 ER_FAST_HD bool valid_params(double a, double b) {
-  return (a > 0.0) & (a <= 1.79769313486231570e308) & (b > 0.0) & (b <= 1.79769313486231570e308);
+  return (a >= kMinConcentration) & (a <= kMaxConcentration) & (b >= kMinConcentration) & (b <= kMaxConcentration);
 }
 
 // ---------------------------------------------------------------- sampling

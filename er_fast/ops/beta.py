@@ -8,12 +8,18 @@ samples on any thread count or launch configuration.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
 from .reference import beta as _ref
 from . import backend
+from .autograd_impl import derivative_outputs_differentiable, guard, redispatch, refuse_nested_differentiation, refuse_second_order, register
+from .fake_checks import check, check_float, check_same_device, check_same_dtype, scalar_type, sizes
+
+OP = "er_fast.beta_rsample"
+SUPPORTED_RANGE = _ref.SUPPORTED_RANGE  # concentrations; csrc/common/beta_math.h kMin/kMaxConcentration
 
 GeneratorArg = Optional[Union[torch.Generator, Sequence[torch.Generator]]]
 
@@ -48,11 +54,13 @@ def _params(fn: str, alpha, beta, validate: bool) -> Tuple[torch.Tensor, torch.T
     if validate and not torch.compiler.is_compiling():
         # One reduction (a device sync on CUDA); skipped under torch.compile, where invalid
         # parameters give NaN samples instead.
+        lo, hi = SUPPORTED_RANGE
         for name, t in (("alpha", alpha), ("beta", beta)):
-            ok = torch.isfinite(t) & (t > 0)
+            ok = (t >= lo) & (t <= hi)  # NaN fails both
             if not bool(ok.all()):
                 bad = t.detach()[~ok].reshape(-1)[0].item()
-                raise ValueError(f"{fn}: every {name} must be positive and finite, got {bad}")
+                raise ValueError(f"{fn}: every {name} must be in the supported range [{lo:g}, {hi:g}] (where the "
+                                 f"gradient is verified, docs/ops.md), got {bad}")
     return alpha, beta
 
 
@@ -112,10 +120,12 @@ def beta_rsample(
 
     Samples are computed in float64 and rounded to the parameters' dtype (float32 or float64);
     values that round to 0 or 1 are clamped to the dtype's smallest normal number and its largest
-    number below 1. ``validate_args=False`` skips the positivity/finiteness check (a device sync
-    on CUDA); invalid parameters then give NaN.
+    number below 1. Concentrations must lie in SUPPORTED_RANGE, [1e-3, 1e5] (where the gradient
+    is verified); else ValueError. ``validate_args=False`` skips that check (a device sync on
+    CUDA); parameters outside the range then give NaN.
     """
     fn = "er_fast.beta_rsample"
+    refuse_nested_differentiation(fn)
     alpha, beta = _params(fn, alpha, beta, validate_args)
     try:
         sample_shape = torch.Size(sample_shape)
@@ -139,6 +149,7 @@ def beta_rsample_keyed(alpha: torch.Tensor, beta: torch.Tensor, key: torch.Tenso
     would be a host sync on CUDA): invalid ones give NaN. Used by the trainer, whose keys come from
     counter-based streams (er_fast.vae.seeds), so a step needs no draw from a torch.Generator."""
     fn = "er_fast.beta_rsample_keyed"
+    refuse_nested_differentiation(OP)
     if alpha.shape != beta.shape:
         raise ValueError(f"{fn}: beta must have the shape of alpha {tuple(alpha.shape)}, got {tuple(beta.shape)}")
     if backend.compiled("beta_rsample", alpha):
@@ -167,34 +178,94 @@ def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) 
     return _ref.beta_rsample_grad(x, alpha, beta)
 
 
+def _fake_check(alpha: torch.Tensor, beta: torch.Tensor, key: torch.Tensor) -> None:
+    """csrc/common/beta_checks.h (check_beta_params, check_beta_key) for the fake kernel, in its words."""
+    op = "beta_rsample"
+    check_float(alpha, op, "alpha")
+    check_same_dtype(alpha, beta, op, "alpha", "beta")
+    check(alpha.shape == beta.shape, op,
+          lambda: f"beta must have the (broadcast) shape of alpha {sizes(alpha.shape)}, got {sizes(beta.shape)}")
+    check_same_device(alpha, beta, op, "alpha", "beta")
+    check_same_device(alpha, key, op, "alpha", "key")
+    check(key.dtype == torch.int64, op, lambda: f"key must be int64, got {scalar_type(key.dtype)}")
+    check((key.dim() == 1 and key.shape[0] == 2) or (key.dim() == 2 and key.shape[1] == 2 and key.shape[0] >= 1), op,
+          lambda: f"key must have shape (2,) or (S, 2), got {sizes(key.shape)}")
+    nk = 1 if key.dim() == 1 else key.shape[0]
+    check(nk == 1 or (alpha.dim() >= 1 and alpha.shape[0] == nk), op,
+          lambda: f"alpha must have leading dimension {nk} (one per key row), got shape {sizes(alpha.shape)}")
+
+
 if backend.defined("beta_rsample"):
+    _OP = torch.ops.er_fast.beta_rsample.default
 
     @torch.library.register_fake("er_fast::beta_rsample")
     def _(alpha, beta, key, with_grad):
+        _fake_check(alpha, beta, key)
         shape = alpha.shape
         g = (lambda: alpha.new_empty(shape)) if with_grad else (lambda: alpha.new_empty(0))
         return alpha.new_empty(shape), g(), g()
 
-    def _setup_context(ctx, inputs, output):
-        _, da, db = output
-        ctx.save_for_backward(da, db)
-        ctx.mark_non_differentiable(da, db)
-        ctx.with_grad = inputs[3]
+    class _BetaRsample(torch.autograd.Function):
+        """The op's autograd. Reverse mode scales the implicit gradients dx/dalpha, dx/dbeta that
+        the op returned; forward mode contracts them with the tangents, dx/dalpha t_alpha +
+        dx/dbeta t_beta (computed once more by beta_rsample_grad when the op was called without
+        them). Second derivatives are not implemented: they raise (guard), never give 0."""
 
-    def _backward(ctx, grad, _da, _db):
-        if torch.is_grad_enabled():
-            raise RuntimeError("er_fast.beta_rsample: double backward (create_graph=True) is not supported")
-        if not ctx.with_grad and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
-            raise RuntimeError("er_fast.beta_rsample: gradient requested but the op was told not to compute it")
-        da, db = ctx.saved_tensors
-        ga = grad * da if ctx.needs_input_grad[0] else None
-        gb = grad * db if ctx.needs_input_grad[1] else None
-        return ga, gb, None, None
+        @staticmethod
+        def forward(alpha, beta, key, with_grad, keyset):
+            return redispatch(_OP, keyset, (alpha, beta, key, with_grad))
 
-    torch.library.register_autograd("er_fast::beta_rsample", _backward, setup_context=_setup_context)
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            x, da, db = output
+            ctx.set_materialize_grads(False)
+            if not derivative_outputs_differentiable():
+                ctx.mark_non_differentiable(da, db)
+            ctx.save_for_backward(x, da, db, inputs[0], inputs[1])
+            ctx.save_for_forward(x, da, db, inputs[0], inputs[1])
+            ctx.with_grad = inputs[3]
+            ctx.out_shapes = (da.shape, db.shape)  # empty when with_grad is False
+
+        @staticmethod
+        def backward(ctx, grad, dda, ddb):
+            refuse_second_order(OP, dda, ddb)
+            if grad is None:
+                return (None,) * 5
+            if not ctx.with_grad and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
+                raise RuntimeError(f"{OP}: gradient requested but the op was told not to compute it")
+            _, da, db, alpha, beta = ctx.saved_tensors
+            g = guard(OP, alpha, beta)  # 0; raises if these gradients are differentiated again
+            ga = grad * da + g if ctx.needs_input_grad[0] else None
+            gb = grad * db + g if ctx.needs_input_grad[1] else None
+            return ga, gb, None, None, None
+
+        @staticmethod
+        def jvp(ctx, ta, tb, *_):
+            x, da, db, alpha, beta = ctx.saved_tensors
+            if not ctx.with_grad:
+                da, db = torch.ops.er_fast.beta_rsample_grad(x.detach(), alpha.detach(), beta.detach())
+            t = guard(OP, alpha, beta)
+            for d, tg in ((da, ta), (db, tb)):
+                if tg is not None:
+                    t = t + d * tg
+            nan = torch.full((), math.nan, dtype=x.dtype, device=x.device)
+            # The gradients' own tangents (second derivatives) are not implemented: NaN, never 0.
+            return t, nan.expand(ctx.out_shapes[0]), nan.expand(ctx.out_shapes[1])
+
+    register("beta_rsample", _BetaRsample)
 
 if backend.defined("beta_rsample_grad"):
 
     @torch.library.register_fake("er_fast::beta_rsample_grad")
     def _(x, alpha, beta):
+        op = "beta_rsample_grad"
+        check_float(alpha, op, "alpha")
+        check_same_dtype(alpha, beta, op, "alpha", "beta")
+        check(alpha.shape == beta.shape, op,
+              lambda: f"beta must have the (broadcast) shape of alpha {sizes(alpha.shape)}, got {sizes(beta.shape)}")
+        check_same_device(alpha, beta, op, "alpha", "beta")
+        check_same_device(alpha, x, op, "alpha", "x")
+        check_same_dtype(alpha, x, op, "alpha", "x")
+        check(x.shape == alpha.shape, op,
+              lambda: f"x must have the (broadcast) shape of alpha and beta {sizes(alpha.shape)}, got {sizes(x.shape)}")
         return x.new_empty(x.shape), x.new_empty(x.shape)

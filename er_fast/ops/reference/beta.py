@@ -14,6 +14,13 @@ _MAX_TRIALS = 64
 _MAX_CF_ITER = 2000
 _EPS = 2.0**-52
 _SMALL = math.sqrt(2.2250738585072014e-308)
+# The supported concentrations (csrc/common/beta_math.h kMinConcentration / kMaxConcentration).
+SUPPORTED_RANGE = (1e-3, 1e5)
+
+
+def _valid(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    lo, hi = SUPPORTED_RANGE
+    return (a >= lo) & (a <= hi) & (b >= lo) & (b <= hi)
 
 
 # ---------------------------------------------------------------- Philox4x32-10
@@ -112,7 +119,7 @@ def beta_rsample(alpha: torch.Tensor, beta: torch.Tensor, key: torch.Tensor) -> 
     lga = _gamma_log(a, 0, st, _u53(r0, r1))
     lgb = _gamma_log(b, 1, st, _u53(r2, r3))
     x = 1.0 / (1.0 + torch.exp(lgb - lga))
-    bad = ~((a > 0) & (a < math.inf) & (b > 0) & (b < math.inf))
+    bad = ~_valid(a, b)
     x = torch.where(bad, torch.full_like(x, math.nan), x)
     return _open_interval(x, dtype).reshape(shape)
 
@@ -206,7 +213,7 @@ def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor):
     x, alpha, beta = torch.broadcast_tensors(x, alpha, beta)
     dtype = x.dtype
     x, a, b = x.detach().double(), alpha.detach().double(), beta.detach().double()
-    bad = ~((x >= 0) & (x <= 1) & (a > 0) & (a < math.inf) & (b > 0) & (b < math.inf))
+    bad = ~((x >= 0) & (x <= 1) & _valid(a, b))
     edge = (x == 0) | (x == 1)
     xs = torch.where(bad | edge, torch.full_like(x, 0.5), x)
     a = torch.where(bad, torch.ones_like(a), a)
@@ -230,16 +237,32 @@ def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor):
 
 
 class BetaRsample(torch.autograd.Function):
-    """The reference sampler with the implicit gradient: the fallback path of er_fast.beta_rsample."""
+    """The reference sampler with the implicit gradient: the fallback path of er_fast.beta_rsample.
+    Forward mode: dx/dalpha t_alpha + dx/dbeta t_beta. First derivatives only (their own
+    derivatives would need the second-order implicit terms): nested use differentiates constants."""
 
     @staticmethod
-    def forward(ctx, alpha, beta, key):
-        x = beta_rsample(alpha, beta, key)
-        ctx.save_for_backward(x, alpha, beta)
-        return x
+    def forward(alpha, beta, key):
+        return beta_rsample(alpha, beta, key)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output, inputs[0], inputs[1])
+        ctx.save_for_forward(output, inputs[0], inputs[1])
 
     @staticmethod
     def backward(ctx, grad):
         x, alpha, beta = ctx.saved_tensors
         da, db = beta_rsample_grad(x, alpha, beta)
         return grad * da, grad * db, None
+
+    @staticmethod
+    def jvp(ctx, ta, tb, _):
+        x, alpha, beta = ctx.saved_tensors
+        da, db = beta_rsample_grad(x, alpha, beta)
+        t = torch.zeros_like(x)
+        if ta is not None:
+            t = t + da * ta
+        if tb is not None:
+            t = t + db * tb
+        return t
