@@ -26,7 +26,6 @@ import er_fast  # noqa: E402
 from er_fast.util.timing import time_call  # noqa: E402
 from er_fast.vae import Embedding, ToyData, Trainer, get_spec, list_models  # noqa: E402
 from er_fast.vae.densities import kl_beta_uniform  # noqa: E402
-from er_fast.vae.seeds import seed_generators  # noqa: E402
 
 S_BENCH, WIDTH, BATCH, STEPS = 64, 128, 128, 3
 
@@ -79,8 +78,9 @@ class PlainLoop:
             m = PlainVAE(model_id, data.dim_x, width)
             self.models.append(m)
             self.opts.append(torch.optim.Adam(m.parameters(), lr=1e-3))
-        self.data_gens = seed_generators(seeds, "data")
-        self.noise_gens = seed_generators(seeds, "noise")
+        # One torch.Generator per seed and purpose, as a per-seed loop would hold them.
+        self.data_gens = [torch.Generator().manual_seed(2 * s) for s in seeds]
+        self.noise_gens = [torch.Generator().manual_seed(2 * s + 1) for s in seeds]
 
     def step(self):
         for m, opt, gd, gn in zip(self.models, self.opts, self.data_gens, self.noise_gens):

@@ -204,3 +204,27 @@ def test_torchrun_two_processes_equals_single(reference_run, tmp_path):
                        timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert per_seed(out) == per_seed(reference_run)
+
+
+@pytest.mark.parametrize("kind", ["file-parent", "empty"])
+def test_bench_bad_out_is_refused_before_timing(tmp_path, kind):
+    f = tmp_path / "file"
+    f.write_text("x")
+    out = str(f / "sub") if kind == "file-parent" else ""
+    r = run_cli("bench", "--out", out, "--quick", timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and "--out" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_sweep_runs_each_budget_and_tabulates(tmp_path):
+    """`er-fast sweep`: one complete table1 run per budget multiplier, side by side in sweep.md."""
+    out = tmp_path / "s"
+    r = run_cli("sweep", "--out", str(out), *TINY, "--multipliers", "1,2", timeout=600)
+    assert r.returncode == 0, r.stderr
+    for steps in (30, 60):
+        res = json.load(open(out / f"steps-{steps}" / "paper" / "results.json"))
+        assert res["protocol"]["steps"] == steps
+    text = (out / "sweep.md").read_text()
+    assert "30" in text and "60" in text and "vae-gauss-1d" in text
+    bad = run_cli("sweep", "--out", str(tmp_path / "b"), *TINY, "--multipliers", "0", timeout=60)
+    assert bad.returncode == 2 and "--multipliers" in bad.stderr

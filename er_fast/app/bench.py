@@ -14,7 +14,7 @@ import torch
 from .. import ops
 from ..util.timing import time_call
 from . import baselines, plots
-from .files import atomic_write_json, atomic_write_text
+from .files import atomic_write_json, atomic_write_text, make_dirs
 
 
 def _time(fn, min_run_time: float) -> float:
@@ -58,7 +58,17 @@ def run(args) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         print("er-fast bench: error: --device cuda but no CUDA GPU is visible", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
+    if not args.out.strip():
+        print("er-fast bench: error: --out must be a directory path, got ''", file=sys.stderr)
+        return 2
+    try:  # before any timing: a bad --out fails in a second, not after the benchmark
+        make_dirs(args.out)
+        probe = os.path.join(args.out, "bench.json")
+        atomic_write_json(probe, {"device": device, "status": "running"})
+    except OSError as e:
+        print(f"er-fast bench: error: --out must be a directory er_fast can create and write, got {args.out!r} "
+              f"({e.strerror or e})", file=sys.stderr)
+        return 2
     min_t = 0.2 if args.quick else 1.0
     lines = [f"# er_fast kernel benchmark ({device}, torch {torch.__version__}, {torch.get_num_threads()} threads)", "",
              "| op | implementation | median time | throughput | er_fast speed-up |", "|---|---|---|---|---|"]
@@ -69,8 +79,9 @@ def run(args) -> int:
             times[name] = _time(fn, min_t)
             print(f"{title:45s} {name:28s} {times[name] * 1e3:9.2f} ms", flush=True)
         for name, t in times.items():
-            ratio = times[name] / times["er_fast"]
-            lines.append(f"| {title} | {name} | {t * 1e3:.2f} ms | {work / t:.3g} {unit}/s | {ratio:.1f}× |")
+            # the speed-up of er_fast over each baseline; er_fast's own row has none
+            ratio = "—" if name == "er_fast" else f"{t / times['er_fast']:.1f}×"
+            lines.append(f"| {title} | {name} | {t * 1e3:.2f} ms | {work / t:.3g} {unit}/s | {ratio} |")
         table[title] = times
     # scaling of mmd_imq with n (B = 1): er_fast against the plain version while it fits
     ns = [256, 1024, 4096] if args.quick else [256, 1024, 4096, 16384]

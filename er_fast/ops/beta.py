@@ -178,14 +178,19 @@ def beta_rsample_grad(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) 
     return _ref.beta_rsample_grad(x, alpha, beta)
 
 
-def _fake_check(alpha: torch.Tensor, beta: torch.Tensor, key: torch.Tensor) -> None:
-    """csrc/common/beta_checks.h (check_beta_params, check_beta_key) for the fake kernel, in its words."""
-    op = "beta_rsample"
+def _fake_check_params(op: str, alpha: torch.Tensor, beta: torch.Tensor) -> None:
+    """check_beta_params of csrc/common/beta_checks.h (device type left to the real kernels)."""
     check_float(alpha, op, "alpha")
     check_same_dtype(alpha, beta, op, "alpha", "beta")
     check(alpha.shape == beta.shape, op,
           lambda: f"beta must have the (broadcast) shape of alpha {sizes(alpha.shape)}, got {sizes(beta.shape)}")
     check_same_device(alpha, beta, op, "alpha", "beta")
+
+
+def _fake_check(alpha: torch.Tensor, beta: torch.Tensor, key: torch.Tensor) -> None:
+    """csrc/common/beta_checks.h (check_beta_params, check_beta_key) for the fake kernel, in its words."""
+    op = "beta_rsample"
+    _fake_check_params(op, alpha, beta)
     check_same_device(alpha, key, op, "alpha", "key")
     check(key.dtype == torch.int64, op, lambda: f"key must be int64, got {scalar_type(key.dtype)}")
     check((key.dim() == 1 and key.shape[0] == 2) or (key.dim() == 2 and key.shape[1] == 2 and key.shape[0] >= 1), op,
@@ -258,12 +263,8 @@ if backend.defined("beta_rsample_grad"):
 
     @torch.library.register_fake("er_fast::beta_rsample_grad")
     def _(x, alpha, beta):
-        op = "beta_rsample_grad"
-        check_float(alpha, op, "alpha")
-        check_same_dtype(alpha, beta, op, "alpha", "beta")
-        check(alpha.shape == beta.shape, op,
-              lambda: f"beta must have the (broadcast) shape of alpha {sizes(alpha.shape)}, got {sizes(beta.shape)}")
-        check_same_device(alpha, beta, op, "alpha", "beta")
+        op = "beta_rsample_grad"  # check_beta_params + check_beta_points
+        _fake_check_params(op, alpha, beta)
         check_same_device(alpha, x, op, "alpha", "x")
         check_same_dtype(alpha, x, op, "alpha", "x")
         check(x.shape == alpha.shape, op,
