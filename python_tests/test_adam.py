@@ -13,11 +13,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
-import er_fast
 from er_fast.ops import adam_, backend, use_reference
 from er_fast.ops.reference import adam as ref
 from er_fast.util.threads import intra_op_threads
