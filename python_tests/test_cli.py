@@ -228,3 +228,26 @@ def test_sweep_runs_each_budget_and_tabulates(tmp_path):
     assert "30" in text and "60" in text and "vae-gauss-1d" in text
     bad = run_cli("sweep", "--out", str(tmp_path / "b"), *TINY, "--multipliers", "0", timeout=60)
     assert bad.returncode == 2 and "--multipliers" in bad.stderr
+
+
+def test_ceiling_is_computed_on_the_evaluated_points(tmp_path):
+    """The noisy protocol's ceiling must be log p at the very points the models are scored on. The
+    test points depend on the data's dtype (it decides how the generator's draws are consumed); the
+    ceiling was once computed on a float64 copy of the data set, i.e. on other points."""
+    import torch
+    from er_fast.vae import DataConfig, ToyData
+    from er_fast.vae.ceiling import true_log_likelihood
+
+    out = tmp_path / "n"
+    r = run_cli("table1", "--out", str(out), "--protocols", "noisy", *TINY[2:], "--workers", "1", timeout=600)
+    assert r.returncode == 0, r.stderr
+    res = json.load(open(out / "noisy" / "results.json"))
+    p = res["protocol"]
+    assert p["dtype"] == "float32"
+    # the points evaluate() saw: the units' float32 data set
+    data = ToyData(DataConfig(map_seed=p["map_seed"], noise_std=p["noise_std"], test_size=p["eval_points"],
+                              test_seed=p["test_seed"]), dtype=torch.float32)
+    want, _ = true_log_likelihood(data, data.x_test[: p["eval_points"]])
+    got = res["ceiling"]["per_point"]
+    assert len(got) == p["eval_points"]
+    assert max(abs(a - b) for a, b in zip(got, want)) < 1e-6

@@ -78,7 +78,7 @@ def write_outputs(rd: RunDir, p: Protocol, unit_results: List[dict], wall_s: flo
         rows.append(report.summarize(m, get_spec(m).description, per_seed))
         curves[m] = np.array([c for u in parts for c in u["curve_elbo"]])
         recon[m] = np.array(parts[0]["recon_first_seed"])
-    data = ToyData(p.data_config(), dtype=torch.float64)
+    data = p.data()  # the evaluated points themselves (dtype and device decide the draws)
     ceiling = _ceiling(p, data)
     verdict = _verdicts(rows)
     env = environment(p.device)
@@ -96,8 +96,8 @@ def write_outputs(rd: RunDir, p: Protocol, unit_results: List[dict], wall_s: flo
     plots.elbo_per_model(rows, rd.path("elbo_per_model.png"))
     steps = np.array(unit_results[0]["curve_steps"])
     plots.training_curves(curves, steps, rd.path("training_curves.png"))
-    clean = data.embed(data.points_test[:4]).numpy() if p.noise_std > 0 else None
-    plots.reconstructions(data.x_test[:4].numpy(), recon, rd.path("reconstructions.png"), clean=clean)
+    clean = data.embed(data.points_test[:4]).double().cpu().numpy() if p.noise_std > 0 else None
+    plots.reconstructions(data.x_test[:4].double().cpu().numpy(), recon, rd.path("reconstructions.png"), clean=clean)
     if verdict:
         plots.paired_differences([verdict["elbo"], verdict["iwae"]], rd.path("paired_differences.png"))
     if ceiling is not None:

@@ -8,7 +8,7 @@ from typing import List
 
 import torch
 
-from ..vae import ToyData, Trainer
+from ..vae import Trainer
 from ..vae.embedding import Embedding
 from ..vae.specs import get_spec
 from .protocol import Protocol
@@ -51,7 +51,7 @@ def auto_seed_chunk(p: Protocol, world: int = 1) -> int:
 
 def _rate(p: Protocol, model_id: str, S: int) -> float:
     """Measured seed-steps/s of one model: 3 steps at S seeds after one warm-up step."""
-    data = ToyData(p.data_config(), device=p.device, dtype=p.train_config().torch_dtype)
+    data = p.data()
     emb = Embedding(1, 2, p.wae_width, 2).requires_grad_(False) if get_spec(model_id).embed == "learned" else None
     tr = Trainer(model_id, list(range(S)), data, p.train_config(), embedding=emb, device=p.device, threads=1)
     tr.step()

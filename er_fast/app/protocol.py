@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ..util import validation as v
-from ..vae import DataConfig, EvalConfig, TrainConfig, WaeConfig
+from ..vae import DataConfig, EvalConfig, ToyData, TrainConfig, WaeConfig
 from ..vae.specs import REGISTRY, get_spec
 from .files import canonical_json, sha256_bytes
 
@@ -116,6 +116,12 @@ class Protocol:
     def data_config(self) -> DataConfig:
         return DataConfig(map_seed=self.map_seed, noise_std=self.noise_std, test_size=self.eval_points,
                           test_seed=self.test_seed)
+
+    def data(self) -> ToyData:
+        """The protocol's data set exactly as the units train and evaluate on it. Its device and
+        dtype are part of its identity: they decide how the generator's draws become the test
+        points, so the ceiling and the plots must take their points from here too."""
+        return ToyData(self.data_config(), device=self.device, dtype=self.train_config().torch_dtype)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, width=self.width,

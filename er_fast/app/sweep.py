@@ -29,6 +29,9 @@ def run(protocols: List[Protocol], multipliers: List[int], out: str, workers, sh
                   + " | ".join(f"IWAE @ {b}" for b in budgets) + " |",
                   "|---|" + "---|" * (2 * len(budgets))]
         res = {b: read_json(RunDir(os.path.join(out, f"steps-{b}", p.name)).path("results.json")) for b in budgets}
+        ceil = [res[b].get("ceiling") for b in budgets]
+        if all(ceil):  # the same evaluation points at every budget: one ceiling, repeated per column
+            lines.append("| **true log-likelihood (ceiling)** | " + " | ".join(f"{c['mean']:.1f}" for c in ceil + ceil) + " |")
         for m in p.models:
             def cell(b, key):
                 row = next((r for r in res[b]["rows"] if r["model"] == m), None)

@@ -49,7 +49,7 @@ class UnitRunner:
     @property
     def data(self) -> ToyData:
         if self._data is None:
-            self._data = ToyData(self.p.data_config(), device=self.p.device, dtype=self.dtype)
+            self._data = self.p.data()
         return self._data
 
     def embedding(self, sha256: str):
