@@ -14,6 +14,8 @@ op, not this Python), and direct ``torch.ops.er_fast.*`` calls.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch._functorch.utils import enable_single_level_autograd_function
 from torch.autograd import forward_ad
@@ -93,6 +95,24 @@ def derivative_outputs_differentiable() -> bool:
     meet constants and give silently wrong (zero) second derivatives. Outside them they stay
     non-differentiable, as opcheck expects (it sums every output that requires grad)."""
     return forward_ad._current_level >= 0 or torch._C._functorch.peek_interpreter_stack() is not None
+
+
+def save_with_first_derivatives(ctx, derivatives, *tensors) -> None:
+    """setup_context of an op that returns its own first derivatives beside its value: those are
+    differentiable outputs only where derivative_outputs_differentiable() says so; the derivatives,
+    then ``tensors``, are saved for backward and for forward mode (ctx.saved_tensors in that order)."""
+    ctx.set_materialize_grads(False)
+    if not derivative_outputs_differentiable():
+        ctx.mark_non_differentiable(*derivatives)
+    ctx.save_for_backward(*derivatives, *tensors)
+    ctx.save_for_forward(*derivatives, *tensors)
+
+
+def derivative_tangents(like: torch.Tensor, *shapes) -> tuple:
+    """The tangents of an op's first-derivative outputs, for its jvp: their own derivatives (second
+    derivatives) are not implemented, so NaN of each shape, never 0."""
+    nan = torch.full((), math.nan, dtype=like.dtype, device=like.device)
+    return tuple(nan.expand(s) for s in shapes)
 
 
 class _Guard(torch.autograd.Function):

@@ -8,14 +8,14 @@ samples on any thread count or launch configuration.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
 from .reference import beta as _ref
 from . import backend
-from .autograd_impl import derivative_outputs_differentiable, guard, redispatch, refuse_nested_differentiation, refuse_second_order, register
+from .autograd_impl import (derivative_tangents, guard, redispatch, refuse_nested_differentiation, refuse_second_order,
+                            register, save_with_first_derivatives)
 from .fake_checks import check, check_float, check_same_device, check_same_dtype, scalar_type, sizes
 
 OP = "er_fast.beta_rsample"
@@ -223,11 +223,7 @@ if backend.defined("beta_rsample"):
         @staticmethod
         def setup_context(ctx, inputs, output):
             x, da, db = output
-            ctx.set_materialize_grads(False)
-            if not derivative_outputs_differentiable():
-                ctx.mark_non_differentiable(da, db)
-            ctx.save_for_backward(x, da, db, inputs[0], inputs[1])
-            ctx.save_for_forward(x, da, db, inputs[0], inputs[1])
+            save_with_first_derivatives(ctx, (da, db), x, inputs[0], inputs[1])
             ctx.with_grad = inputs[3]
             ctx.out_shapes = (da.shape, db.shape)  # empty when with_grad is False
 
@@ -238,7 +234,7 @@ if backend.defined("beta_rsample"):
                 return (None,) * 5
             if not ctx.with_grad and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
                 raise RuntimeError(f"{OP}: gradient requested but the op was told not to compute it")
-            _, da, db, alpha, beta = ctx.saved_tensors
+            da, db, _, alpha, beta = ctx.saved_tensors
             g = guard(OP, alpha, beta)  # 0; raises if these gradients are differentiated again
             ga = grad * da + g if ctx.needs_input_grad[0] else None
             gb = grad * db + g if ctx.needs_input_grad[1] else None
@@ -246,16 +242,14 @@ if backend.defined("beta_rsample"):
 
         @staticmethod
         def jvp(ctx, ta, tb, *_):
-            x, da, db, alpha, beta = ctx.saved_tensors
+            da, db, x, alpha, beta = ctx.saved_tensors
             if not ctx.with_grad:
                 da, db = torch.ops.er_fast.beta_rsample_grad(x.detach(), alpha.detach(), beta.detach())
             t = guard(OP, alpha, beta)
             for d, tg in ((da, ta), (db, tb)):
                 if tg is not None:
                     t = t + d * tg
-            nan = torch.full((), math.nan, dtype=x.dtype, device=x.device)
-            # The gradients' own tangents (second derivatives) are not implemented: NaN, never 0.
-            return t, nan.expand(ctx.out_shapes[0]), nan.expand(ctx.out_shapes[1])
+            return (t, *derivative_tangents(x, *ctx.out_shapes))
 
     register("beta_rsample", _BetaRsample)
 

@@ -9,7 +9,8 @@ import torch
 
 from ..util.validation import fail, shown, tensor
 from . import backend, reference
-from .autograd_impl import derivative_outputs_differentiable, guard, has_tangent, redispatch, refuse_nested_differentiation, refuse_second_order, register
+from .autograd_impl import (derivative_tangents, guard, has_tangent, redispatch, refuse_nested_differentiation,
+                            refuse_second_order, register, save_with_first_derivatives)
 from .fake_checks import check, check_float, check_same_device, check_same_dtype, num, sizes
 from .fake_checks import scalar_type as fake_scalar
 
@@ -160,11 +161,7 @@ if backend.defined("mmd_imq"):
         @staticmethod
         def setup_context(ctx, inputs, output):
             _, gx, gy = output
-            ctx.set_materialize_grads(False)
-            if not derivative_outputs_differentiable():
-                ctx.mark_non_differentiable(gx, gy)
-            ctx.save_for_backward(gx, gy, inputs[0], inputs[1])
-            ctx.save_for_forward(gx, gy, inputs[0], inputs[1])
+            save_with_first_derivatives(ctx, (gx, gy), inputs[0], inputs[1])
             ctx.grad_x, ctx.grad_y = inputs[5], inputs[6]
             ctx.args, ctx.keyset = inputs[2:5], inputs[7]
             ctx.out_shapes = (gx.shape, gy.shape)
@@ -194,8 +191,6 @@ if backend.defined("mmd_imq"):
             for g, tg in ((gx, tx), (gy, ty)):
                 if tg is not None:
                     t = t + (g * tg).sum((-2, -1))
-            nan = torch.full((), math.nan, dtype=gx.dtype, device=gx.device)
-            # The gradients' own tangents (second derivatives) are not implemented: NaN, never 0.
-            return t, nan.expand(ctx.out_shapes[0]), nan.expand(ctx.out_shapes[1])
+            return (t, *derivative_tangents(gx, *ctx.out_shapes))
 
     register("mmd_imq", _MmdImq)
