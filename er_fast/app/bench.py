@@ -14,7 +14,8 @@ import torch
 from .. import ops
 from ..util.timing import time_call
 from . import baselines, plots
-from .files import atomic_write_json, atomic_write_text, make_dirs
+from .files import atomic_write_json, atomic_write_text
+from .rundir import RunDir
 
 
 def _time(fn, min_run_time: float) -> float:
@@ -58,17 +59,8 @@ def run(args) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         print("er-fast bench: error: --device cuda but no CUDA GPU is visible", file=sys.stderr)
         return 2
-    if not args.out.strip():
-        print("er-fast bench: error: --out must be a directory path, got ''", file=sys.stderr)
-        return 2
-    try:  # before any timing: a bad --out fails in a second, not after the benchmark
-        make_dirs(args.out)
-        probe = os.path.join(args.out, "bench.json")
-        atomic_write_json(probe, {"device": device, "status": "running"})
-    except OSError as e:
-        print(f"er-fast bench: error: --out must be a directory er_fast can create and write, got {args.out!r} "
-              f"({e.strerror or e})", file=sys.stderr)
-        return 2
+    # Before any timing: a bad --out fails in a second (UsageError, exit 2), not after the benchmark.
+    RunDir(args.out).create(units=False)
     min_t = 0.2 if args.quick else 1.0
     lines = [f"# er_fast kernel benchmark ({device}, torch {torch.__version__}, {torch.get_num_threads()} threads)", "",
              "| op | implementation | median time | throughput | er_fast speed-up |", "|---|---|---|---|---|"]

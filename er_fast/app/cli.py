@@ -143,8 +143,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
     if args.command == "bench":
         from .bench import run as run_bench
+        from .rundir import UsageError
 
-        return run_bench(args)
+        try:
+            return run_bench(args)
+        except UsageError as e:  # a bad --out, found before any timing
+            print(f"er-fast bench: error: {e}", file=sys.stderr)
+            return 2
     return 2
 
 
