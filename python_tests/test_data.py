@@ -7,7 +7,7 @@ from scipy import stats
 
 from er_fast.util.threads import intra_op_threads
 from er_fast.vae.config import MANIFOLDS
-from er_fast.vae.data import ToyData, angles_of, sample_manifold
+from er_fast.vae.data import ToyData, angles_of, params_to_points, relu_kinks, sample_manifold
 from er_fast.vae.seeds import Streams
 
 
@@ -100,3 +100,30 @@ def test_bad_arguments():
         d.embed(torch.zeros(4, 3))
     with pytest.raises(ValueError, match="manifold must be one of"):
         sample_manifold("plane", 3)
+
+
+def test_circle_map_closed_form_equals_the_mlp():
+    """CircleMap (the training and test draws' path) is the random MLP in closed form: equal to
+    embed() to float64 rounding everywhere, kinks and the wrap-around included, and in float32 no
+    farther from the float64 truth than the float32 GEMMs are."""
+    d64 = ToyData(test_size=5, dtype=torch.float64)
+    kinks = d64._circle_map.kinks
+    r = torch.cat([torch.rand(4000, dtype=torch.float64), kinks, kinks + 1e-12, kinks - 1e-12,
+                   torch.tensor([0.0, 0.5, 1.0 - 2**-53], dtype=torch.float64)]).clamp(0, 1 - 2**-53)[:, None]
+    truth = d64.embed(params_to_points("circle", r))
+    torch.testing.assert_close(d64._circle_map(r), truth, rtol=0, atol=1e-13)
+    d32 = ToyData(test_size=5)
+    r32 = r.float()
+    t32 = d64.embed(params_to_points("circle", r32.double()))  # truth at the float32 positions
+    closed = (d32._circle_map(r32).double() - t32).abs().max()
+    gemm = (d32.embed(params_to_points("circle", r32)).double() - t32).abs().max()
+    assert closed <= 2 * gemm and closed < 1e-6
+
+
+def test_circle_kinks_are_where_units_switch():
+    d = ToyData(test_size=5, dtype=torch.float64)
+    p = d.map_params
+    phi = relu_kinks(p["w1"], p["b1"])
+    assert len(phi) > 0 and bool((phi[1:] >= phi[:-1]).all()) and 0 <= float(phi.min()) and float(phi.max()) < 2 * math.pi
+    pre = torch.stack([torch.cos(phi), torch.sin(phi)], -1) @ p["w1"] + p["b1"]
+    assert float(pre.abs().min(1).values.max()) < 1e-12  # some unit is exactly at 0 at every kink

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..util.validation import fail, positive_float, positive_int
+from .data import relu_kinks as _kinks
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -43,11 +44,7 @@ def _params(data) -> dict:
 def relu_kinks(data) -> np.ndarray:
     """Sorted angles in [0, 2π) where some hidden pre-activation of the map crosses zero."""
     p = _params(data)
-    a, b, c = p["w1"][0], p["w1"][1], p["b1"]
-    r = np.hypot(a, b)
-    cross = r > np.abs(c)  # otherwise the unit is always on (or always off): no kink
-    psi, half = np.arctan2(b[cross], a[cross]), np.arccos(-c[cross] / r[cross])
-    return np.sort(np.concatenate([psi - half, psi + half]) % (2 * math.pi))
+    return _kinks(torch.from_numpy(p["w1"]), torch.from_numpy(p["b1"])).numpy()
 
 
 def curve(data, phi: np.ndarray, *, derivative: bool = False):

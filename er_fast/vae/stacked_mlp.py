@@ -64,15 +64,35 @@ class StackedMLP(nn.Module):
         return torch.linalg.vector_norm(r, dim=-1).square()
 
 
+# Layers with at most this many outputs (the encoder's last layer: 2 or 4) are computed transposed:
+# MKL's batched GEMM takes 410-480 µs for (128 x 64) @ (64 x 2) at S = 50 and 75-190 µs for the
+# transposed product (measured, one thread; docs/performance.md).
+NARROW = 4
+
+
+def _linear(b: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """b + h @ w per seed: h (S, N, in), w (S, in, out), b (S, 1, out) -> (S, N, out)."""
+    if w.shape[1] == 1:  # fan_in 1 (a 1-d latent): an outer product, 3x faster as addcmul than as a K=1 GEMM
+        return torch.addcmul(b, h, w)
+    if w.shape[2] <= NARROW:  # (wᵀ hᵀ + bᵀ)ᵀ: a view of a (S, out, N) result
+        return torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h.transpose(1, 2)).transpose(1, 2)
+    return torch.baddbmm(b, h, w)
+
+
+def _weight_grad(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """aᵀ g per seed: the weight gradient of a layer with input a (S, N, in), output gradient g (S, N, out)."""
+    if g.shape[2] <= NARROW:
+        return torch.bmm(g.transpose(1, 2), a).transpose(1, 2)
+    return torch.bmm(a.transpose(1, 2), g)
+
+
 def _mlp_forward(h: torch.Tensor, wb, relu_last: bool = False) -> list:
     """[input, relu(layer 1), ..., output]: each hidden ReLU is applied in place on baddbmm's
     fresh output (no extra buffer); the last layer is linear unless relu_last."""
     acts = [h]
     last = len(wb) // 2 - 1
     for i in range(last + 1):
-        w, b = wb[2 * i], wb[2 * i + 1]
-        # fan_in 1 (a 1-d latent): an outer product, 3x faster as addcmul than as a K=1 GEMM
-        h = torch.addcmul(b, h, w) if w.shape[1] == 1 else torch.baddbmm(b, h, w)
+        h = _linear(wb[2 * i + 1], h, wb[2 * i])
         if i < last or relu_last:
             h.relu_()
         acts.append(h)
@@ -90,7 +110,7 @@ def _mlp_backward(ctx, acts, wb, g, need_x: bool):
     for i in reversed(range(L)):
         a = acts[i]
         if need[off + 2 * i]:
-            grads[2 * i] = torch.bmm(a.transpose(1, 2), g)
+            grads[2 * i] = _weight_grad(a, g)
         if need[off + 2 * i + 1]:
             grads[2 * i + 1] = g.sum(1, keepdim=True)
         if i > 0 or need_x:
