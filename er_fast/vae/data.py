@@ -95,8 +95,8 @@ class CircleMap:
     A_k = Σ_{j on} w1[0,j] w2[j], B_k = Σ_{j on} w1[1,j] w2[j], C_k = Σ_{j on} b1[j] w2[j] + b2 —
     precomputed in float64 from the map's own (dtype-rounded) parameters, then cast. A point costs
     one segment lookup and one 3-term weighted row sum (``embedding_bag``): 3·D multiply-adds
-    instead of the two GEMMs' (m + D)·hidden (14× faster for S = 50 batches of 128 points, one
-    thread: benchmarks/bench_step_parts.py). The same function as ``ToyData.embed``, to rounding."""
+    instead of the two GEMMs' (m + D)·hidden (4–7× faster for S = 50 batches of 128 points, one
+    thread, quiet machine: benchmarks/bench_step_parts.py). The same function as ``ToyData.embed``, to rounding."""
 
     def __init__(self, params: dict):
         w1, b1, w2, b2 = (params[k].to("cpu", torch.float64) for k in ("w1", "b1", "w2", "b2"))
