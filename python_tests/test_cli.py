@@ -230,6 +230,23 @@ def test_sweep_runs_each_budget_and_tabulates(tmp_path):
     assert bad.returncode == 2 and "--multipliers" in bad.stderr
 
 
+def test_two_protocols_run_in_one_pool_and_learn_f_once(reference_run, tmp_path):
+    """paper + noisy in one invocation with 2 workers: the protocols share one worker pool and one
+    f (same WAE settings: learned once, copied to the other directory), and the paper protocol's
+    numbers equal the paper-only reference run's, seed for seed."""
+    out = str(tmp_path / "both")
+    args = [a for a in TINY[2:] if a != "--no-progress"]  # progress off a terminal: plain log lines
+    r = run_cli("table1", "--out", out, "--protocols", "paper,noisy", *args, "--workers", "2", timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("embedding: trained") == 1, r.stderr
+    assert r.stderr.count("embedding: the same WAE settings") == 1, r.stderr
+    emb = [open(os.path.join(out, p, "embedding.safetensors"), "rb").read() for p in ("paper", "noisy")]
+    assert emb[0] == emb[1] == open(os.path.join(reference_run, "paper", "embedding.safetensors"), "rb").read()
+    assert per_seed(out, "paper") == per_seed(reference_run)
+    res = json.load(open(os.path.join(out, "noisy", "results.json")))
+    assert res["partial"] is False and res["units_done"] == res["units_total"] == 4
+
+
 def test_ceiling_is_computed_on_the_evaluated_points(tmp_path):
     """The noisy protocol's ceiling must be log p at the very points the models are scored on. The
     test points depend on the data's dtype (it decides how the generator's draws are consumed); the

@@ -20,6 +20,12 @@ class Progress:
             self._bar = tqdm(total=total, desc=desc, unit="seed-step", unit_scale=True, dynamic_ncols=True,
                              smoothing=0.05)
 
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
     def set_description(self, desc: str) -> None:
         self.desc = desc
         if self._bar is not None:

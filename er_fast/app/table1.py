@@ -26,7 +26,7 @@ from .progress import Progress
 from .protocol import EXTENDABLE, Protocol
 from .rundir import RunDir, UsageError
 from .plan import auto_seed_chunk
-from .units import run_work, unit_identity
+from .units import Job, run_jobs, share_embeddings, unit_identity, wae_seed_steps
 
 
 def _check_device(p: Protocol) -> None:
@@ -120,27 +120,37 @@ def run(protocols: List[Protocol], out: str, workers: Optional[int], show_progre
     prefix0 = f"[rank {rank}/{world}] " if world > 1 else ""
     finished = {}
     try:
+        jobs = []
+        prog = Progress(0, "table1", enabled=show_progress)
         for p in protocols:
             rd = RunDir(top.path(p.name))
             prefix = f"{prefix0}[{p.name}] " if len(protocols) > 1 else prefix0
             units = p.units()
             mine = units[rank::world]
-            prog = Progress(0, "table1", enabled=show_progress)
             emb_sha = _embedding(rd, p, rank, prog, prefix) if p.needs_embedding else None
             need_f = p.needs_embedding and rank == 0 and emb_sha is None
             if world > 1 and p.needs_embedding:
-                if need_f:
-                    emb_sha = run_work(rd, p, [], True, None, 1, prog, stop, prefix)
-                    need_f = False
+                if need_f:  # learned (or copied from an earlier protocol's) before the ranks share it
+                    job = Job(rd, p, [], True, None, prefix)
+                    share_embeddings(jobs + [job])
+                    if job.need_embedding:
+                        run_jobs([job], 1, prog, stop)
+                    emb_sha, need_f = job.embedding_sha, False
                 emb_sha = _share_embedding(rd, p, rank, emb_sha)
             done, todo = _verify_units(rd, p, mine, emb_sha, prog, prefix)
             finished[p.name] = done
             if len(todo) < len(mine):
                 prog.log(f"{prefix}resuming: {len(mine) - len(todo)} of {len(mine)} units done earlier")
-            prog.total = (p.wae_steps * p.wae_restarts if need_f else 0) + p.steps * sum(len(s) for _, s in todo)
-            emb_sha = run_work(rd, p, todo, need_f, emb_sha, workers, prog, stop, prefix)
-            prog.close()
-            done.update(_verify_units(rd, p, todo, emb_sha, prog, prefix)[0])
+            jobs.append(Job(rd, p, todo, need_f, emb_sha, prefix))
+        # One pass over every protocol's units (one worker pool): no worker idles between
+        # protocols, and protocols with the same WAE settings learn f once.
+        share_embeddings(jobs)
+        prog.set_total(wae_seed_steps(jobs) + sum(j.protocol.steps * sum(len(s) for _, s in j.todo) for j in jobs))
+        run_jobs(jobs, workers, prog, stop)
+        prog.close()
+        for job in jobs:
+            finished[job.protocol.name].update(
+                _verify_units(job.rundir, job.protocol, job.todo, job.embedding_sha, prog, job.prefix)[0])
     except Stopped:
         if world > 1:
             print("er-fast table1: stopped; finished units are kept. Resume with the same command.", file=sys.stderr)

@@ -6,6 +6,7 @@ so a unit is either finished and verifiable or absent. Worker processes run one 
 Ctrl-C (the parent decides how to stop) and die with the parent."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -18,7 +19,7 @@ import torch
 from ..util.malloc import keep_freed_memory
 from ..vae import ToyData, evaluate, load_embedding, train_embedding, train_seeds
 from ..vae.specs import get_spec
-from .files import load_tensors, save_tensors
+from .files import atomic_write_json, load_tensors, read_json, save_tensors
 from .interrupt import Interrupts, die_with_parent
 from .progress import Progress
 from .protocol import Protocol
@@ -62,8 +63,6 @@ class UnitRunner:
         p = self.p
         f, quality = train_embedding(p.wae_config(), device=p.device, dtype=self.dtype,
                                      progress=lambda _s: self.tick(1))
-        from .files import atomic_write_json
-
         atomic_write_json(self.rundir.path("embedding_quality.json"), quality)
         sha = save_tensors(self.rundir.embedding, f.state_dict())
         self.rundir.write_embedding_record(p.wae_sha256(), sha)  # last: marks f done
@@ -99,9 +98,53 @@ class UnitRunner:
 
 
 # ------------------------------------------------------------------------------------------------
-# worker processes
+# the work of one invocation: jobs (one per protocol), run in this process or in one pool
 # ------------------------------------------------------------------------------------------------
-def _worker_main(tasks, results, counter, root: str, protocol: dict) -> None:
+@dataclasses.dataclass
+class Job:
+    """One protocol's share of the work: its run directory, the units left to train, whether f
+    must be learned first (else ``embedding_sha`` names the f on disk, or None: no learned-f rows)."""
+    rundir: RunDir
+    protocol: Protocol
+    todo: List[Unit]
+    need_embedding: bool
+    embedding_sha: Optional[str]
+    prefix: str = ""
+
+    @property
+    def wae_sha(self) -> str:
+        return self.protocol.wae_sha256()
+
+    def split(self) -> Tuple[List[Unit], List[Unit]]:
+        """(units that need no f, units that need f)."""
+        learned = [u for u in self.todo if get_spec(u[0]).embed == "learned"]
+        return [u for u in self.todo if get_spec(u[0]).embed != "learned"], learned
+
+
+def copy_embedding(src: RunDir, dst: RunDir, wae_sha: str, sha: str) -> str:
+    """Give dst the f that src holds (same WAE settings: the same f, bit for bit, whichever
+    protocol's directory trained it) with its record; returns its sha256."""
+    out = save_tensors(dst.embedding, load_tensors(src.embedding, sha256=sha))
+    try:
+        atomic_write_json(dst.path("embedding_quality.json"), read_json(src.path("embedding_quality.json")))
+    except (OSError, ValueError):
+        pass  # the record of how f was trained is informative only
+    dst.write_embedding_record(wae_sha, out)  # last: marks f done
+    return out
+
+
+def share_embeddings(jobs: List[Job]) -> None:
+    """Jobs that need f while another job has the same WAE settings and its f on disk take a copy
+    (the default run's two protocols share one f: it is learned once)."""
+    have = {j.wae_sha: j for j in jobs if j.embedding_sha is not None}
+    for j in jobs:
+        if j.need_embedding and j.wae_sha in have:
+            src = have[j.wae_sha]
+            j.embedding_sha = copy_embedding(src.rundir, j.rundir, j.wae_sha, src.embedding_sha)
+            j.need_embedding = False
+
+
+def _worker_main(tasks, results, counter, jobs: List[Tuple[str, dict]]) -> None:
     die_with_parent()
     torch.set_num_threads(1)
     keep_freed_memory()
@@ -110,7 +153,14 @@ def _worker_main(tasks, results, counter, root: str, protocol: dict) -> None:
         with counter.get_lock():
             counter.value += k
 
-    runner = UnitRunner(RunDir(root), Protocol.from_dict(protocol), tick)
+    runners: Dict[int, UnitRunner] = {}
+
+    def runner(i: int) -> UnitRunner:
+        if i not in runners:
+            root, protocol = jobs[i]
+            runners[i] = UnitRunner(RunDir(root), Protocol.from_dict(protocol), tick)
+        return runners[i]
+
     while True:
         task = tasks.get()
         if task is None:
@@ -118,25 +168,26 @@ def _worker_main(tasks, results, counter, root: str, protocol: dict) -> None:
         kind, payload = task
         try:
             if kind == "embedding":
-                results.put(("embedding", None, runner.learn_embedding()))
+                results.put(("embedding", payload, runner(payload).learn_embedding()))
             else:
-                model_id, seeds, emb_sha = payload
-                runner.run(model_id, seeds, emb_sha)
-                results.put(("unit", (model_id, seeds), None))
+                i, model_id, seeds, emb_sha = payload
+                runner(i).run(model_id, seeds, emb_sha)
+                results.put(("unit", (i, model_id, seeds), None))
         except BaseException:  # noqa: BLE001 - reported to the parent, which stops the run
             results.put(("error", payload, traceback.format_exc()))
             return
 
 
 class WorkerPool:
-    """``n`` spawned worker processes fed through a queue; the parent can kill them at any time."""
+    """``n`` spawned worker processes fed through a queue; the parent can kill them at any time.
+    ``jobs``: (run directory, protocol settings) per job; tasks name a job by its index."""
 
-    def __init__(self, n: int, rundir: RunDir, protocol: Protocol):
+    def __init__(self, n: int, jobs: List[Tuple[str, dict]]):
         ctx = mp.get_context("spawn")
         self.tasks, self.results, self.counter = ctx.Queue(), ctx.Queue(), ctx.Value("q", 0)
         os.environ["ER_FAST_PARENT_PID"] = str(os.getpid())
         self.procs = [ctx.Process(target=_worker_main, daemon=True,
-                                  args=(self.tasks, self.results, self.counter, rundir.root, protocol.to_dict()))
+                                  args=(self.tasks, self.results, self.counter, jobs))
                       for _ in range(n)]
         for pr in self.procs:
             pr.start()
@@ -169,41 +220,62 @@ class WorkerPool:
                 pr.join()
 
 
-def run_work(rundir: RunDir, p: Protocol, todo: List[Unit], need_embedding: bool, embedding_sha: Optional[str],
-             workers: int, prog: Progress, stop: Interrupts, prefix: str = "") -> Optional[str]:
-    """Learn f (if ``need_embedding``) and run the ``todo`` units, in this process (workers = 1) or
-    in a pool. Units that need f start once it exists; the others start at once, beside the WAE.
-    Raises Stopped when a stop is requested (finished units stay on disk). Returns f's sha256."""
-    learned = [u for u in todo if get_spec(u[0]).embed == "learned"]
-    plain = [u for u in todo if get_spec(u[0]).embed != "learned"]
+def wae_seed_steps(jobs: List[Job]) -> int:
+    """The WAE steps run_jobs will take: one f per distinct WAE setting that some job must learn."""
+    need = {j.wae_sha: j.protocol.wae_steps * j.protocol.wae_restarts for j in jobs if j.need_embedding}
+    return sum(need.values())
+
+
+def run_jobs(jobs: List[Job], workers: int, prog: Progress, stop: Interrupts) -> None:
+    """Learn each f the jobs need (once per distinct WAE setting; the jobs sharing it get a copy)
+    and run every job's units, in this process (workers = 1) or in ONE pool for all the jobs, so
+    that no worker waits at the boundary between two protocols. Units that need f start once it
+    exists; the others start at once, beside the WAE. Each job's ``embedding_sha`` is set on
+    return. Raises Stopped when a stop is requested (finished units stay on disk)."""
+    share_embeddings(jobs)
     if workers <= 1:
         def tick(k):
             prog.update(k)
             stop.check()
 
-        runner = UnitRunner(rundir, p, tick)
-        if need_embedding:
-            prog.set_description(f"{prefix}WAE embedding")
-            embedding_sha = runner.learn_embedding()
-        for model_id, seeds in plain + learned:
-            stop.check()
-            prog.set_description(f"{prefix}{model_id} seeds {seeds[0]}-{seeds[-1]}")
-            runner.run(model_id, seeds, embedding_sha)
-        return embedding_sha
+        for job in jobs:
+            share_embeddings(jobs)
+            runner = UnitRunner(job.rundir, job.protocol, tick)
+            if job.need_embedding:
+                prog.set_description(f"{job.prefix}WAE embedding")
+                job.embedding_sha, job.need_embedding = runner.learn_embedding(), False
+            plain, learned = job.split()
+            for model_id, seeds in plain + learned:
+                stop.check()
+                prog.set_description(f"{job.prefix}{model_id} seeds {seeds[0]}-{seeds[-1]}")
+                runner.run(model_id, seeds, job.embedding_sha)
+        return
 
-    pool = WorkerPool(workers, rundir, p)
+    pool = WorkerPool(workers, [(j.rundir.root, j.protocol.to_dict()) for j in jobs])
     pending: Dict[str, object] = {}
+
+    def submit_units(i: int, units: List[Unit]) -> None:
+        for m, seeds in units:
+            pool.submit("unit", (i, m, seeds, jobs[i].embedding_sha))
+            pending[json.dumps([i, m, seeds])] = True
+
     try:
-        if need_embedding:
-            pool.submit("embedding", None)
-            pending["embedding"] = True
-        else:
-            plain = plain + learned
-            learned = []
-        for u in plain:
-            pool.submit("unit", (u[0], u[1], embedding_sha))
-            pending[json.dumps(u)] = u
-        prog.set_description(f"{prefix}{len(todo)} units on {workers} worker processes")
+        learning: Dict[str, int] = {}  # WAE settings -> the job whose directory learns that f
+        held: Dict[int, List[Unit]] = {}  # learned-f units waiting for their f
+        for i, job in enumerate(jobs):
+            if job.need_embedding and job.wae_sha not in learning:
+                learning[job.wae_sha] = i
+                pool.submit("embedding", i)
+                pending[f"embedding {i}"] = True
+        for i, job in enumerate(jobs):
+            plain, learned = job.split()
+            submit_units(i, plain)
+            if job.need_embedding:
+                held[i] = learned
+            else:
+                submit_units(i, learned)
+        n_units = sum(len(j.todo) for j in jobs)
+        prog.set_description(f"{n_units} units on {workers} worker processes")
         seen = 0
         while pending:
             msg = pool.get(timeout=0.25)
@@ -220,17 +292,23 @@ def run_work(rundir: RunDir, p: Protocol, todo: List[Unit], need_embedding: bool
             if kind == "error":
                 raise RuntimeError(f"a worker failed on {key}:\n{value}")
             if kind == "embedding":
-                embedding_sha = value
-                del pending["embedding"]
-                prog.log(f"{prefix}embedding: trained")
-                for u in learned:
-                    pool.submit("unit", (u[0], u[1], embedding_sha))
-                    pending[json.dumps(u)] = u
+                del pending[f"embedding {key}"]
+                src = jobs[key]
+                src.embedding_sha, src.need_embedding = value, False
+                prog.log(f"{src.prefix}embedding: trained")
+                for i, job in enumerate(jobs):
+                    if job.need_embedding and job.wae_sha == src.wae_sha:
+                        job.embedding_sha = copy_embedding(src.rundir, job.rundir, job.wae_sha, value)
+                        job.need_embedding = False
+                        prog.log(f"{job.prefix}embedding: the same WAE settings as {src.prefix.strip() or 'job ' + str(key)}, "
+                                 "copied")
+                for i in [i for i in held if not jobs[i].need_embedding]:
+                    submit_units(i, held.pop(i))
             else:
-                del pending[json.dumps([key[0], key[1]])]
-                prog.log(f"{prefix}{key[0]} seeds {key[1][0]}-{key[1][-1]} done")
+                i, m, seeds = key
+                del pending[json.dumps([i, m, seeds])]
+                prog.log(f"{jobs[i].prefix}{m} seeds {seeds[0]}-{seeds[-1]} done")
         pool.close()
     except BaseException:
         pool.close(kill=True)  # abandon running units: their files are written atomically or not at all
         raise
-    return embedding_sha
