@@ -133,15 +133,16 @@ def copy_embedding(src: RunDir, dst: RunDir, wae_sha: str, sha: str) -> str:
     return out
 
 
-def share_embeddings(jobs: List[Job]) -> None:
+def share_embeddings(jobs: List[Job]) -> List[Job]:
     """Jobs that need f while another job has the same WAE settings and its f on disk take a copy
-    (the default run's two protocols share one f: it is learned once)."""
+    (the default run's two protocols share one f: it is learned once). Returns the jobs served."""
     have = {j.wae_sha: j for j in jobs if j.embedding_sha is not None}
-    for j in jobs:
-        if j.need_embedding and j.wae_sha in have:
-            src = have[j.wae_sha]
-            j.embedding_sha = copy_embedding(src.rundir, j.rundir, j.wae_sha, src.embedding_sha)
-            j.need_embedding = False
+    served = [j for j in jobs if j.need_embedding and j.wae_sha in have]
+    for j in served:
+        src = have[j.wae_sha]
+        j.embedding_sha = copy_embedding(src.rundir, j.rundir, j.wae_sha, src.embedding_sha)
+        j.need_embedding = False
+    return served
 
 
 def _worker_main(tasks, results, counter, jobs: List[Tuple[str, dict]]) -> None:
@@ -239,11 +240,11 @@ def run_jobs(jobs: List[Job], workers: int, prog: Progress, stop: Interrupts) ->
             stop.check()
 
         for job in jobs:
-            share_embeddings(jobs)
             runner = UnitRunner(job.rundir, job.protocol, tick)
             if job.need_embedding:
                 prog.set_description(f"{job.prefix}WAE embedding")
                 job.embedding_sha, job.need_embedding = runner.learn_embedding(), False
+                share_embeddings(jobs)  # the later jobs with these WAE settings
             plain, learned = job.split()
             for model_id, seeds in plain + learned:
                 stop.check()
@@ -260,11 +261,11 @@ def run_jobs(jobs: List[Job], workers: int, prog: Progress, stop: Interrupts) ->
             pending[json.dumps([i, m, seeds])] = True
 
     try:
-        learning: Dict[str, int] = {}  # WAE settings -> the job whose directory learns that f
+        learning = set()  # WAE settings whose f one job's directory is learning
         held: Dict[int, List[Unit]] = {}  # learned-f units waiting for their f
         for i, job in enumerate(jobs):
             if job.need_embedding and job.wae_sha not in learning:
-                learning[job.wae_sha] = i
+                learning.add(job.wae_sha)
                 pool.submit("embedding", i)
                 pending[f"embedding {i}"] = True
         for i, job in enumerate(jobs):
@@ -296,12 +297,9 @@ def run_jobs(jobs: List[Job], workers: int, prog: Progress, stop: Interrupts) ->
                 src = jobs[key]
                 src.embedding_sha, src.need_embedding = value, False
                 prog.log(f"{src.prefix}embedding: trained")
-                for i, job in enumerate(jobs):
-                    if job.need_embedding and job.wae_sha == src.wae_sha:
-                        job.embedding_sha = copy_embedding(src.rundir, job.rundir, job.wae_sha, value)
-                        job.need_embedding = False
-                        prog.log(f"{job.prefix}embedding: the same WAE settings as {src.prefix.strip() or 'job ' + str(key)}, "
-                                 "copied")
+                for job in share_embeddings(jobs):
+                    prog.log(f"{job.prefix}embedding: the same WAE settings as {src.prefix.strip() or 'job ' + str(key)}, "
+                             "copied")
                 for i in [i for i in held if not jobs[i].need_embedding]:
                     submit_units(i, held.pop(i))
             else:
