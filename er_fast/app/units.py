@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from ..util.malloc import keep_freed_memory
+from ..util.malloc import huge_pages_for_children, keep_freed_memory
 from ..vae import ToyData, evaluate, load_embedding, train_embedding, train_seeds
 from ..vae.specs import get_spec
 from .files import atomic_write_json, load_tensors, read_json, save_tensors
@@ -187,6 +187,7 @@ class WorkerPool:
         ctx = mp.get_context("spawn")
         self.tasks, self.results, self.counter = ctx.Queue(), ctx.Queue(), ctx.Value("q", 0)
         os.environ["ER_FAST_PARENT_PID"] = str(os.getpid())
+        huge_pages_for_children()  # the workers start with it (this process cannot turn it on)
         self.procs = [ctx.Process(target=_worker_main, daemon=True,
                                   args=(self.tasks, self.results, self.counter, jobs))
                       for _ in range(n)]
