@@ -35,10 +35,10 @@ def keep_freed_memory() -> bool:
 def huge_pages_for_children(env: MutableMapping[str, str] = os.environ) -> bool:
     """Add glibc's huge-page tunable to ``env`` (default: this process's environment, which the
     processes it starts inherit; this process itself keeps the setting it started with). The
-    step's working set (tens of MB at 50 seeds) then needs a few hundred TLB entries instead of
+    step's working set (tens of MB at 50 seeds) then needs tens of TLB entries instead of
     thousands. Same numbers to the bit; 2-5 % less training time in the Table 1 pipeline
-    (docs/performance.md). A ``glibc.malloc.hugetlb`` setting already in GLIBC_TUNABLES is the user's and is kept.
-    Returns whether ``env`` now asks for huge pages."""
+    (docs/performance.md). A ``glibc.malloc.hugetlb`` setting already in GLIBC_TUNABLES is the
+    user's and is kept. Returns whether ``env`` now asks for huge pages."""
     if not sys.platform.startswith("linux"):
         return False
     have = env.get("GLIBC_TUNABLES", "")
