@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from typing import MutableMapping
+from collections.abc import MutableMapping
 
 # glibc >= 2.35 reads this tunable at process start: malloc then madvises its heap for transparent
 # huge pages (where the kernel's THP mode is 'madvise' or 'always'; a no-op under 'never' and on
