@@ -298,9 +298,9 @@ def run_jobs(jobs: List[Job], workers: int, prog: Progress, stop: Interrupts) ->
                 src = jobs[key]
                 src.embedding_sha, src.need_embedding = value, False
                 prog.log(f"{src.prefix}embedding: trained")
+                src_name = src.prefix.strip() or f"job {key}"
                 for job in share_embeddings(jobs):
-                    prog.log(f"{job.prefix}embedding: the same WAE settings as {src.prefix.strip() or 'job ' + str(key)}, "
-                             "copied")
+                    prog.log(f"{job.prefix}embedding: the same WAE settings as {src_name}, copied")
                 for i in [i for i in held if not jobs[i].need_embedding]:
                     submit_units(i, held.pop(i))
             else:
