@@ -22,7 +22,7 @@ NOISY_SIGMA = 0.03
 NAMED = {"paper": 0.0, "noisy": NOISY_SIGMA}
 # What --quick changes: every model and both protocols, 10 seeds, short training, small evaluation.
 QUICK = dict(seeds=10, steps=1000, iwae_k=500, eval_points=32, wae_steps=600, chunk=5)
-# Seeds per protocol when --seeds is not given: 50 on CPU (both protocols in 10-12 minutes on 2
+# Seeds per protocol when --seeds is not given: 50 on CPU (both protocols in 8.5-12 minutes on 2
 # cores, measured), 1000 on a GPU.
 DEFAULT_SEEDS = {"cpu": 50, "cuda": 1000}
 # Settings that may change between invocations on one directory (the run grows).
