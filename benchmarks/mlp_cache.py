@@ -6,6 +6,7 @@ thread, the table1 workers' malloc settings, timed hot and after a 64 MB overwri
     GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python benchmarks/mlp_cache.py
 """
 import time
+from itertools import pairwise
 
 import torch
 
@@ -24,12 +25,12 @@ def main(S: int = 50, N: int = 128, reps: int = 3, calls: int = 30) -> None:
     g = torch.Generator().manual_seed(0)
     junk = torch.zeros(16 * 2**20)  # 64 MB, overwritten before each call of the cold arm
     for sizes, need_x in (([100, 64, 64, 2], False), ([2, 64, 64, 100], True)):
-        ws = [torch.randn(S, i, o, generator=g) / i**0.5 for i, o in zip(sizes[:-1], sizes[1:])]
+        ws = [torch.randn(S, i, o, generator=g) / i**0.5 for i, o in pairwise(sizes)]
         bs = [torch.randn(S, 1, o, generator=g) for o in sizes[1:]]
         wb = [t for pair in zip(ws, bs) for t in pair]
         x, grad = torch.randn(S, N, sizes[0], generator=g), torch.randn(S, N, sizes[-1], generator=g)
         ctx = _Ctx(1 + len(wb))
-        flop = 3 * sum(2 * S * N * i * o for i, o in zip(sizes[:-1], sizes[1:]))
+        flop = 3 * sum(2 * S * N * i * o for i, o in pairwise(sizes))
         flop -= 0 if need_x else 2 * S * N * sizes[0] * sizes[1]
         best = {False: float("inf"), True: float("inf")}
         for _ in range(reps):
